@@ -1,0 +1,3 @@
+from greitpose.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""Top-down geometry and heatmap coding: pure, batched functions.
+
+Conventions: boxes are (x1, y1, x2, y2) in image pixels; `center`/`scale` are the crop's center
+and (width, height) in image pixels; sizes are (width, height) for crops and heatmaps; angles are
+degrees, positive turning the crop window counter-clockwise in the image. A heatmap pixel covers
+`input / heatmap` input pixels, with pixel centers on integer coordinates (as cv2.warpAffine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+Array = np.ndarray
+
+
+def boxes_to_center_scale(boxes: Array, aspect_ratio: float, padding: float = 1.25) -> tuple[Array, Array]:
+    """Box (N, 4) xyxy -> center (N, 2), scale (N, 2) widened to `aspect_ratio` (w/h), padded."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    center = (boxes[:, :2] + boxes[:, 2:]) / 2
+    w = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-3)
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
+    wider = w > aspect_ratio * h
+    h = np.where(wider, w / aspect_ratio, h)
+    w = np.where(wider, w, h * aspect_ratio)
+    return center, np.stack([w, h], axis=1) * padding
+
+
+def crop_affine(center: Array, scale: Array, output_size: Sequence[int], rotation: Array | float = 0.0,
+                inverse: bool = False) -> Array:
+    """(N, 2, 3) affine matrices from image to crop (or back, with `inverse`).
+
+    The box of size `scale` around `center`, turned by `rotation`, maps onto the
+    `output_size` (w, h) crop: q = s R(-rot) (p - center) + crop_center, s = out_w / scale_w.
+    """
+    center = np.asarray(center, dtype=np.float64).reshape(-1, 2)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1, 2)
+    rot = np.deg2rad(np.broadcast_to(np.asarray(rotation, dtype=np.float64), (len(center),)))
+    out_w, out_h = float(output_size[0]), float(output_size[1])
+    s = out_w / scale[:, 0]
+    cos, sin = np.cos(rot), np.sin(rot)
+    # R(-rot) = [[cos, sin], [-sin, cos]]
+    linear = np.stack([np.stack([cos, sin], 1), np.stack([-sin, cos], 1)], 1) * s[:, None, None]
+    crop_center = np.array([out_w / 2, out_h / 2])
+    if inverse:
+        linear_inv = np.linalg.inv(linear)
+        t = center - np.einsum("nij,j->ni", linear_inv, crop_center)
+        return np.concatenate([linear_inv, t[:, :, None]], axis=2)
+    t = crop_center - np.einsum("nij,nj->ni", linear, center)
+    return np.concatenate([linear, t[:, :, None]], axis=2)
+
+
+def apply_affine(points: Array, matrices: Array) -> Array:
+    """Apply (N, 2, 3) matrices to (N, K, 2) points."""
+    points = np.asarray(points, dtype=np.float64)
+    return np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
+
+
+def generate_heatmaps(keypoints: Array, visible: Array, heatmap_size: Sequence[int],
+                      sigma: float = 2.0) -> tuple[Array, Array]:
+    """Gaussian targets (N, K, H, W) centred on sub-pixel heatmap coordinates, and weights (N, K).
+
+    A keypoint gets weight 0 when it is not labelled or its Gaussian lies wholly off the map
+    (more than 3 sigma outside), so the loss ignores it.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    w, h = int(heatmap_size[0]), int(heatmap_size[1])
+    x = np.arange(w, dtype=np.float32)
+    y = np.arange(h, dtype=np.float32)
+    mx, my = keypoints[..., 0:1], keypoints[..., 1:2]
+    gx = np.exp(-((x - mx) ** 2) / (2 * sigma**2))  # (N, K, W)
+    gy = np.exp(-((y - my) ** 2) / (2 * sigma**2))  # (N, K, H)
+    heatmaps = gy[..., :, None] * gx[..., None, :]
+    reach = 3 * sigma
+    inside = ((keypoints[..., 0] > -reach) & (keypoints[..., 0] < w - 1 + reach)
+              & (keypoints[..., 1] > -reach) & (keypoints[..., 1] < h - 1 + reach))
+    weights = (np.asarray(visible) > 0) & inside
+    heatmaps *= weights[..., None, None]
+    return heatmaps.astype(np.float32), weights.astype(np.float32)
+
+
+def _flip_width(x: Array | torch.Tensor) -> Array | torch.Tensor:
+    return torch.flip(x, dims=(-1,)) if isinstance(x, torch.Tensor) else np.flip(x, axis=-1)
+
+
+def _shift_right(x: Array | torch.Tensor) -> Array | torch.Tensor:
+    """Move every column one pixel right, repeating the first."""
+    if isinstance(x, torch.Tensor):
+        return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
+    return np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
+
+
+def flip_heatmaps(heatmaps: Array | torch.Tensor, flip_index: Sequence[int],
+                  shift: bool = True) -> Array | torch.Tensor:
+    """Heatmaps of a mirrored crop (N, K, H, W) -> heatmaps for the original crop.
+
+    Mirrors the width, swaps left/right channels, and (with `shift`) moves one pixel right:
+    a mirrored input pixel x lands at W_in - 1 - x, which is 3/4 of a heatmap pixel off the
+    plain flip of a 4x smaller map, so the shift re-aligns the two before averaging.
+    """
+    out = _flip_width(heatmaps)[:, list(flip_index)]
+    return _shift_right(out) if shift else out
+
+
+def decode_heatmaps(heatmaps: Array) -> tuple[Array, Array]:
+    """Argmax + quarter offset: (N, K, H, W) -> coordinates (N, K, 2) in heatmap px, scores (N, K).
+
+    Each coordinate moves 0.25 px toward the larger of its two neighbours, per axis.
+    """
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    idx = flat.argmax(axis=2)
+    scores = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
+    px, py = idx % w, idx // w
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+
+    def towards(lo: Array, hi: Array, inner: Array) -> Array:
+        return np.where(inner, 0.25 * np.sign(hi - lo), 0.0)
+
+    inner_x = (px > 0) & (px < w - 1)
+    inner_y = (py > 0) & (py < h - 1)
+    dx = towards(heatmaps[ni, ki, py, np.clip(px - 1, 0, w - 1)],
+                 heatmaps[ni, ki, py, np.clip(px + 1, 0, w - 1)], inner_x)
+    dy = towards(heatmaps[ni, ki, np.clip(py - 1, 0, h - 1), px],
+                 heatmaps[ni, ki, np.clip(py + 1, 0, h - 1), px], inner_y)
+    coords = np.stack([px + dx, py + dy], axis=2).astype(np.float64)
+    return coords, scores
+
+
+def heatmap_to_image(coords: Array, center: Array, scale: Array, input_size: Sequence[int],
+                     heatmap_size: Sequence[int], rotation: Array | float = 0.0) -> Array:
+    """Heatmap coordinates (N, K, 2) -> image coordinates, through the crop's inverse affine."""
+    stride = np.array([input_size[0] / heatmap_size[0], input_size[1] / heatmap_size[1]])
+    inverse = crop_affine(center, scale, input_size, rotation, inverse=True)
+    return apply_affine(np.asarray(coords) * stride, inverse)
+
+
+def image_to_heatmap(points: Array, center: Array, scale: Array, input_size: Sequence[int],
+                     heatmap_size: Sequence[int], rotation: Array | float = 0.0) -> Array:
+    """Image coordinates (N, K, 2) -> heatmap coordinates of each crop (training targets)."""
+    stride = np.array([input_size[0] / heatmap_size[0], input_size[1] / heatmap_size[1]])
+    return apply_affine(points, crop_affine(center, scale, input_size, rotation)) / stride

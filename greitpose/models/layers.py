@@ -1,0 +1,175 @@
+"""Building blocks shared by every network configuration.
+
+Greit-HRNet and Lite-HRNet differ only in which of these blocks a configuration picks: the
+stem (Lite-HRNet's or the Large Kernel Stem), the channel weighting (cross-resolution or grouped)
+and the spatial weighting (GAP + SE or the global spatial weighting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+            relu: bool = False, act: nn.Module | None = None) -> nn.Sequential:
+    """Conv without bias + BatchNorm (+ activation): the unit most of the network is made of."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    if act is not None:
+        layers.append(act)
+    return nn.Sequential(*layers)
+
+
+def dw_conv_bn(channels: int, stride: int = 1) -> nn.Sequential:
+    """Depth-wise 3x3 conv-BN, no activation (ShuffleNetV2 style)."""
+    return conv_bn(channels, channels, 3, stride, groups=channels)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
+    """Interleave the channels of `groups` equal parts so the halves exchange information."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def pool_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Average-pool `x` down to `size` with an integer kernel.
+
+    Equivalent to adaptive average pooling when sizes divide evenly (the model enforces input
+    sizes that are multiples of 32), and unlike it exports to ONNX with static shapes.
+    """
+    kh, kw = int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1])
+    if kh == 1 and kw == 1:
+        return x
+    return F.avg_pool2d(x, (kh, kw), (kh, kw))
+
+
+class LKA(nn.Module):
+    """Large Kernel Attention (VAN): x * PW(DW7x7 dilation 3 (DW5x5(x)))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(channels, channels, 5, padding=2, groups=channels)
+        self.dw_dilated = nn.Conv2d(channels, channels, 7, padding=9, dilation=3, groups=channels)
+        self.pw = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.pw(self.dw_dilated(self.dw(x)))
+
+
+class Stem(nn.Module):
+    """Lite-HRNet's shuffle stem, optionally with the two LKA modules of the Large Kernel Stem.
+
+    Output: 32 channels at 1/4 of the input resolution.
+    """
+
+    def __init__(self, channels: int = 32, large_kernel: bool = True) -> None:
+        super().__init__()
+        half, mid = channels // 2, channels  # half B expands 16 -> 32 in both stems
+        self.conv1 = conv_bn(3, channels, 3, 2, relu=True)
+        self.branch_a = nn.Sequential(
+            *([LKA(half)] if large_kernel else []),
+            dw_conv_bn(half, 2),
+            conv_bn(half, half, relu=True),
+        )
+        self.branch_b = nn.Sequential(
+            conv_bn(half, mid, relu=True),
+            dw_conv_bn(mid, 2),
+            *([LKA(mid)] if large_kernel else []),
+            conv_bn(mid, half, relu=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.conv1(x).chunk(2, dim=1)
+        return channel_shuffle(torch.cat([self.branch_a(a), self.branch_b(b)], dim=1))
+
+
+class ResolutionWeighting(nn.Module):
+    """Conditional channel weighting over a set of branches (Lite-HRNet's CRW).
+
+    Every member is pooled to the smallest member's size, the concatenation goes through
+    PW conv-BN-ReLU (C -> C/ratio) and PW conv-BN-Sigmoid, and each branch is multiplied by
+    its nearest-upsampled share of the weights.
+    """
+
+    def __init__(self, channels: Sequence[int], ratio: int = 8) -> None:
+        super().__init__()
+        self.channels = list(channels)
+        total = sum(self.channels)
+        self.squeeze = conv_bn(total, total // ratio, relu=True)
+        self.excite = conv_bn(total // ratio, total, act=nn.Sigmoid())
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        size = xs[-1].shape[-2:]
+        pooled = torch.cat([pool_to(x, size) for x in xs], dim=1)
+        weights = self.excite(self.squeeze(pooled)).split(self.channels, dim=1)
+        return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest") for x, w in zip(xs, weights)]
+
+
+class GroupedChannelWeighting(nn.Module):
+    """GCW: resolution weighting applied within each group of branches, `repeats` times in a row.
+
+    Groups are fixed by branch index (high = branches 1-2, low = branches 3-4), so the size of
+    each weighting stays the same as the network deepens.
+    """
+
+    GROUPS = ((0, 1), (2, 3))
+
+    def __init__(self, channels: Sequence[int], ratio: int = 8, repeats: int = 2) -> None:
+        super().__init__()
+        self.groups = [[i for i in g if i < len(channels)] for g in self.GROUPS]
+        self.groups = [g for g in self.groups if g]
+        self.layers = nn.ModuleList(
+            nn.ModuleList(ResolutionWeighting([channels[i] for i in g], ratio) for g in self.groups)
+            for _ in range(repeats))
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        xs = list(xs)
+        for weightings in self.layers:
+            for group, weighting in zip(self.groups, weightings):
+                for i, y in zip(group, weighting([xs[i] for i in group])):
+                    xs[i] = y
+        return xs
+
+
+class SpatialWeighting(nn.Module):
+    """Lite-HRNet's spatial weighting: x * Sigmoid(PW(ReLU(PW(GAP(x)))))."""
+
+    def __init__(self, channels: int, ratio: int = 4) -> None:
+        super().__init__()
+        self.se = nn.Sequential(
+            nn.Conv2d(channels, channels // ratio, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // ratio, channels, 1), nn.Sigmoid())
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """Global context of x as (B, C, 1, 1); here a plain global average."""
+        return x.mean(dim=(2, 3), keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.se(self.context(x))
+
+
+class GlobalSpatialWeighting(SpatialWeighting):
+    """GSW: the global average replaced by a learned, gated average over all pixels.
+
+    z = Sigmoid(PW(ReLU(PW(x)))) gives each pixel a weight; y = X' z / (H W) (exactly GAP when
+    z = 1), then the same SE step as Lite-HRNet's spatial weighting.
+    """
+
+    def __init__(self, channels: int, ratio: int = 8) -> None:
+        super().__init__(channels, ratio)
+        self.gate = nn.Sequential(
+            nn.Conv2d(channels, channels // ratio, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels // ratio, 1, 1), nn.Sigmoid())
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        z = self.gate(x).reshape(b, h * w, 1)
+        return torch.bmm(x.reshape(b, c, h * w), z).reshape(b, c, 1, 1) / (h * w)

@@ -1,0 +1,39 @@
+"""Shared fixtures: paths to ../shared data (skipped when absent) and small random checkpoints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("GREITPOSE_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test saying what is missing."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data {path} is absent")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m greitpose ARGS` as a user would, capturing output."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "greitpose", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised greit-hrnet-18 (COCO, 256x192) weights file."""
+    from greitpose import checkpoint
+    from greitpose.models import get_config
+
+    path = tmp_path_factory.mktemp("weights") / "greit-hrnet-18-random.pt"
+    return checkpoint.save(checkpoint.new_model(get_config("greit-hrnet-18")), path)

@@ -1,0 +1,92 @@
+"""Model family: sizes against the paper and the official Lite-HRNet counts, output shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from greitpose.errors import GreitposeError
+from greitpose.models import build_model, get_config, model_names
+from greitpose.models.complexity import measure
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("name, lo, hi, max_gmacs", [
+    ("greit-hrnet-18", 1.10e6, 1.20e6, 0.27),
+    ("greit-hrnet-30", 1.75e6, 1.85e6, 0.40),
+    ("lite-hrnet-18", 1.131e6 - 5e3, 1.131e6 + 5e3, 0.21),
+    ("lite-hrnet-30", 1.764e6 - 5e3, 1.764e6 + 5e3, 0.32),
+])
+def test_model_size_matches_paper(name: str, lo: float, hi: float, max_gmacs: float) -> None:
+    c = measure(get_config(name))
+    assert lo <= c.params <= hi
+    assert 0.15 < c.gmacs <= max_gmacs
+
+
+def test_lite_hrnet_18_matches_official_count_exactly() -> None:
+    assert measure(get_config("lite-hrnet-18")).params == 1_130_769
+
+
+@pytest.mark.parametrize("size", [(256, 192), (384, 288), (256, 256)])
+def test_heatmaps_are_a_quarter_of_the_input(size: tuple[int, int]) -> None:
+    model = build_model(get_config("greit-hrnet-18", 16, size)).eval()
+    with torch.no_grad():
+        y = model(torch.randn(2, 3, *size))
+    assert y.shape == (2, 16, size[0] // 4, size[1] // 4)
+
+
+def test_every_table6_ablation_is_a_distinct_configuration() -> None:
+    names = model_names()
+    assert {"greit-hrnet-18", "greit-hrnet-30", "lite-hrnet-18", "lite-hrnet-30"} <= set(names)
+    configs = [get_config(n) for n in names]
+    switches = {(c.stage_modules, c.grouped_channel_weighting, c.global_spatial_weighting,
+                 c.large_kernel_stem) for c in configs}
+    assert len(switches) == len(names) == 16
+    # all three switches on is Greit-HRNet, whatever the spelling
+    assert get_config("lite-hrnet-18+lks+gsw+gcw").name == "greit-hrnet-18"
+
+
+def test_ablation_switches_change_the_blocks() -> None:
+    lite, greit = build_model(get_config("lite-hrnet-18")), build_model(get_config("greit-hrnet-18"))
+    kinds = lambda m: {type(x).__name__ for x in m.modules()}  # noqa: E731
+    assert {"GroupedChannelWeighting", "GlobalSpatialWeighting", "LKA"} <= kinds(greit)
+    assert not {"GroupedChannelWeighting", "GlobalSpatialWeighting", "LKA"} & kinds(lite)
+
+
+def test_gsw_with_constant_gate_is_global_average_pooling() -> None:
+    from greitpose.models.layers import GlobalSpatialWeighting
+
+    gsw = GlobalSpatialWeighting(16)
+    torch.nn.init.zeros_(gsw.gate[2].weight)
+    torch.nn.init.constant_(gsw.gate[2].bias, 50.0)  # sigmoid -> 1 everywhere
+    x = torch.randn(2, 16, 8, 6)
+    assert torch.allclose(gsw.context(x), x.mean(dim=(2, 3), keepdim=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["resnet-50", "greit-hrnet-18+gcw", "lite-hrnet-18+gcw+gcw"])
+def test_unknown_model_names_are_rejected(bad: str) -> None:
+    with pytest.raises(GreitposeError, match="unknown model"):
+        get_config(bad)
+
+
+def test_input_size_must_be_a_multiple_of_32() -> None:
+    with pytest.raises(GreitposeError, match="multiples of 32"):
+        get_config("greit-hrnet-18", input_size=(250, 192))
+
+
+def test_info_json_cli() -> None:
+    result = run_cli("info", "greit-hrnet-18", "--json", "--input-size", "256x192")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"] == "greit-hrnet-18" and data["heatmap_size"] == [64, 48]
+    assert 1.10e6 <= data["params"] <= 1.20e6 and data["gmacs"] <= 0.27
+
+
+def test_info_unknown_model_is_one_line_error() -> None:
+    result = run_cli("info", "no-such-net")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "unknown model 'no-such-net'" in result.stderr
