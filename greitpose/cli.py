@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -47,6 +48,58 @@ def info(
         table.add_row(r["model"], f"{r['params_m']:.3f}", f"{r['gmacs']:.3f}",
                       "x".join(map(str, r["heatmap_size"])))
     out.print(table)
+
+
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+BackendOpt = Annotated[str, typer.Option(help="torch or onnx (ONNX Runtime; CUDA provider when present).")]
+
+
+@app.command()
+def infer(
+    source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated image, folder or video (.mp4).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="COCO results JSON (images) or JSON Lines (video).")] = None,
+    model: Annotated[str, typer.Option(help="Pose model name (see 'greitpose info').")] = "greit-hrnet-18",
+    weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
+    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
+    detector: Annotated[str, typer.Option(help="YOLO weights (.pt/.onnx path or name), or 'none' for whole-image boxes.")] = "yolo11n.pt",
+    det_conf: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
+    det_iou: Annotated[float, typer.Option(help="Detector NMS IoU threshold.")] = 0.7,
+    max_people: Annotated[int, typer.Option(help="At most this many people per frame.")] = 100,
+    download: Annotated[bool, typer.Option(help="Let Ultralytics download a named detector if missing.")] = False,
+    backend: BackendOpt = "torch",
+    device: Device = "auto",
+    half: Annotated[Optional[bool], typer.Option("--half/--no-half", help="fp16 (default: on for CUDA).")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")] = False,
+    track: Annotated[bool, typer.Option(help="Person IDs across video frames (ByteTrack).")] = False,
+    smooth: Annotated[bool, typer.Option(help="One-Euro smoothing of keypoints per track (implies --track).")] = False,
+    kpt_thr: Annotated[float, typer.Option(help="Draw keypoints scoring above this.")] = 0.3,
+    radius: Annotated[int, typer.Option(help="Keypoint radius in px.")] = 4,
+    thickness: Annotated[int, typer.Option(help="Line thickness in px.")] = 2,
+    no_boxes: Annotated[bool, typer.Option("--no-boxes", help="Do not draw person boxes.")] = False,
+    batch_frames: Annotated[int, typer.Option(help="Frames batched into one pose forward pass.")] = 4,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+    show: Annotated[bool, typer.Option(help="Show frames in a window (q to quit).")] = False,
+) -> None:
+    """Detect people and estimate their poses in images, folders, videos or a webcam."""
+    from greitpose.draw import DrawStyle
+    from greitpose.estimator import PoseEstimator
+    from greitpose.infer import run
+    from greitpose.models import parse_input_size
+
+    if out is None and json_out is None and not show:
+        raise GreitposeError("nothing to write: give --out, --json or --show")
+    estimator = PoseEstimator(model=model, weights=weights, detector=detector, backend=backend,
+                              device=device, half=half, flip=flip, det_conf=det_conf, det_iou=det_iou,
+                              max_people=max_people, track=track, smooth=smooth, download=download,
+                              input_size=parse_input_size(input_size))
+    summary = run(source, estimator, out, json_out, recursive,
+                  DrawStyle(kpt_thr, radius, thickness, not no_boxes), batch_frames, max_frames, show,
+                  console)
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(summary.line(), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -111,7 +111,7 @@ def decode_heatmaps(heatmaps: Array) -> tuple[Array, Array]:
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     n, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
+    flat = heatmaps.reshape(n, k, h * w)
     idx = flat.argmax(axis=2)
     scores = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
     px, py = idx % w, idx // w

@@ -1,0 +1,68 @@
+"""PoseEstimator: the library entry point chaining a person detector and top-down Greit-HRNet."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from greitpose.backends import Backend, load_backend
+from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, YoloDetector
+from greitpose.pose import TopDown
+from greitpose.results import Poses
+from greitpose.smoothing import TrackSmoother
+from greitpose.weights import find_weights
+
+DEFAULT_MODEL = "greit-hrnet-18"
+
+
+def default_weights_name(model: str, input_size: tuple[int, int], backend: str) -> str:
+    """File name looked for when no --weights is given, e.g. greit-hrnet-18-coco-256x192.pt."""
+    suffix = ".onnx" if backend == "onnx" else ".pt"
+    return f"{model}-coco-{input_size[0]}x{input_size[1]}{suffix}"
+
+
+class PoseEstimator:
+    """Image(s) in (BGR numpy arrays), `Poses` out.
+
+    >>> est = PoseEstimator(weights="weights/greit-hrnet-18-coco-256x192.pt")
+    >>> poses = est(cv2.imread("people.jpg"))   # poses.keypoints: (N, 17, 2)
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, weights: str | os.PathLike[str] | None = None,
+                 detector: str | Detector | None = DEFAULT_DETECTOR, backend: str | Backend = "torch",
+                 device: str | None = None, half: bool | None = None, flip: bool = True,
+                 det_conf: float = 0.25, det_iou: float = 0.7, max_people: int = 100,
+                 track: bool = False, smooth: bool = False, download: bool = False,
+                 input_size: tuple[int, int] = (256, 192)) -> None:
+        if isinstance(backend, str):
+            name = weights or default_weights_name(model, input_size, backend)
+            path = find_weights(name, "pose weights")
+            backend = load_backend(path, backend, device, half, expect_model=None if weights else model)
+        self.backend: Backend = backend
+        self.topdown = TopDown(backend, flip=flip)
+        track = track or smooth
+        if detector is None or detector == "none":
+            self.detector: Detector = WholeImage()
+        elif isinstance(detector, str):
+            self.detector = YoloDetector(detector, det_conf, det_iou, max_people, device,
+                                         half=bool(half), track=track, download=download)
+        else:
+            self.detector = detector
+        self.smoother = TrackSmoother() if smooth else None
+
+    @property
+    def keypoints(self):
+        return self.backend.keypoints
+
+    def process(self, images: Sequence[np.ndarray], times: Sequence[float] | None = None) -> list[Poses]:
+        """Detect and estimate poses for several images (or consecutive frames) at once."""
+        poses = self.topdown(images, self.detector(images))
+        if self.smoother is not None:
+            for p, t in zip(poses, times if times is not None else range(len(poses))):
+                self.smoother(p, float(t))
+        return poses
+
+    def __call__(self, image: np.ndarray) -> Poses:
+        return self.process([image])[0]

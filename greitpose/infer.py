@@ -1,0 +1,154 @@
+"""The `infer` job: read a source, estimate poses, stream annotated media and JSON to disk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from greitpose.draw import DrawStyle, draw_poses
+from greitpose.estimator import PoseEstimator
+from greitpose.errors import GreitposeError
+from greitpose.sources import IMAGE_SUFFIXES, Frame, ImageSource, Source, VideoSource, open_source
+from greitpose.writers import JsonArray, JsonLines, VideoFile, ensure_writable, write_image
+
+
+@dataclass
+class Summary:
+    frames: int = 0
+    people: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        per = self.people / self.frames if self.frames else 0.0
+        text = (f"{self.frames} frame(s), {self.people} people ({per:.1f}/frame), "
+                f"{fps:.1f} frames/s")
+        if self.skipped:
+            text += f", {len(self.skipped)} unreadable skipped"
+        if self.outputs:
+            text += " -> " + ", ".join(self.outputs)
+        return text
+
+
+def image_id(name: str) -> int | str:
+    """COCO-style numeric id from a file name like 000000397133.jpg, else the relative name."""
+    stem = Path(name).stem
+    return int(stem) if stem.isdigit() else name
+
+
+def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    chunk: list[Frame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _image_out_path(out: Path, source: ImageSource, name: str) -> Path:
+    """Single image to a file path -> that file; otherwise mirror names under the out folder."""
+    if len(source) == 1 and out.suffix.lower() in IMAGE_SUFFIXES:
+        return out
+    return out / name
+
+
+def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
+        recursive: bool = False, style: DrawStyle = DrawStyle(), batch_frames: int = 4,
+        max_frames: int | None = None, show: bool = False, console: Console | None = None,
+        warn: Callable[[str], None] | None = None) -> Summary:
+    """Run pose estimation over `source`; outputs appear only when complete."""
+    console = console or Console(stderr=True)
+    warn = warn or (lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False))
+    summary = Summary()
+
+    def skip(path: Path) -> None:
+        summary.skipped.append(str(path))
+        warn(f"skipped {path}: not a readable image")
+
+    src: Source = open_source(source, recursive, on_skip=skip)
+    video_out = json_out = None
+    if out is not None:
+        if src.is_video:
+            video_out = VideoFile(out, src.fps, src.size)
+        elif len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES:
+            ensure_writable(out)
+        else:
+            ensure_writable(out, is_dir=True)
+    try:
+        if json_path is not None:
+            json_out = JsonLines(json_path) if src.is_video else JsonArray(json_path)
+        total = len(src) or None
+        if max_frames:
+            total = min(total or max_frames, max_frames)
+        started = time.perf_counter()
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                      console=console, transient=False, disable=not console.is_terminal) as progress:
+            task = progress.add_task(f"pose {source}", total=total, rate="")
+            frames = (f for f in src if max_frames is None or f.index < max_frames)
+            for chunk in _chunks(frames, 1 if show else batch_frames):
+                poses = estimator.process([f.image for f in chunk], [f.time for f in chunk])
+                for frame, p in zip(chunk, poses):
+                    summary.frames += 1
+                    summary.people += len(p)
+                    if json_out is not None:
+                        if src.is_video:
+                            json_out.add({"frame": frame.index, "time": round(frame.time, 4),
+                                          "people": p.people()})
+                        else:
+                            for entry in p.coco_results(image_id(frame.name)):
+                                json_out.add({**entry, "file_name": frame.name})
+                    if out is not None or show:
+                        drawn = draw_poses(frame.image, p, estimator.keypoints, style)
+                        if video_out is not None:
+                            video_out.write(drawn)
+                        elif out is not None:
+                            assert isinstance(src, ImageSource)
+                            write_image(_image_out_path(out, src, frame.name), drawn)
+                        if show and _show(drawn):
+                            max_frames = frame.index
+                elapsed = time.perf_counter() - started
+                progress.update(task, advance=len(chunk),
+                                rate=f"{summary.frames / max(elapsed, 1e-9):.1f} fps, "
+                                     f"{summary.people / max(summary.frames, 1):.1f} people/frame")
+                if max_frames is not None and summary.frames >= max_frames:
+                    break
+        summary.seconds = time.perf_counter() - started
+        if summary.frames == 0:
+            raise GreitposeError(f"no readable images in {source}")
+        if video_out is not None:
+            note = video_out.commit(audio_from=source if isinstance(src, VideoSource) and
+                                    not source.isdigit() else None)
+            if note:
+                summary.notes.append(note)
+            summary.outputs.append(str(out))
+            video_out = None
+        elif out is not None:
+            summary.outputs.append(str(out))
+        if json_out is not None:
+            json_out.commit()
+            summary.outputs.append(str(json_path))
+            json_out = None
+    finally:
+        for pending in (video_out, json_out):
+            if pending is not None:
+                pending.discard()
+    return summary
+
+
+def _show(image) -> bool:
+    """Display a frame; True when the user pressed q or Esc."""
+    import cv2
+
+    cv2.imshow("greitpose", image)
+    return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)

@@ -1,0 +1,132 @@
+"""Input sources: an image, a folder, a glob, a video file or a webcam, read as frames."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from greitpose.errors import GreitposeError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray
+    name: str  # image path relative to the source root, or "frame-N"
+    time: float  # seconds since the start (videos), or the index (images)
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """BGR image, or None when the file is not a readable image."""
+    data = np.fromfile(path, np.uint8) if path.is_file() else np.zeros(0, np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+
+class ImageSource:
+    """Still images; unreadable ones are reported through `on_skip` and left out."""
+
+    is_video = False
+
+    def __init__(self, paths: list[Path], root: Path, on_skip: Callable[[Path], None] | None = None) -> None:
+        self.paths, self.root = paths, root
+        self.on_skip = on_skip or (lambda p: None)
+        self.fps, self.size = 0.0, None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return path.name
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, path in enumerate(self.paths):
+            image = read_image(path)
+            if image is None:
+                self.on_skip(path)
+                continue
+            yield Frame(i, image, self.relative(path), float(i))
+
+
+class VideoSource:
+    """A video file or a webcam through OpenCV."""
+
+    is_video = True
+
+    def __init__(self, target: str | int, label: str) -> None:
+        self.capture = cv2.VideoCapture(target)
+        self.label = label
+        ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok or first is None:
+            self.capture.release()
+            raise GreitposeError(f"cannot read video {label} (missing, empty, corrupt or unsupported)")
+        self.first = first
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 and np.isfinite(fps) else 30.0
+        self.size = (first.shape[1], first.shape[0])
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.count = count if count > 0 and isinstance(target, str) else None
+
+    def __len__(self) -> int:
+        return self.count or 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, image = 0, self.first
+        try:
+            while image is not None:
+                yield Frame(index, image, f"frame-{index}", index / self.fps)
+                ok, image = self.capture.read()
+                image = image if ok else None
+                index += 1
+        finally:
+            self.capture.release()
+
+
+Source = ImageSource | VideoSource
+
+
+def _images_in(paths: list[Path]) -> list[Path]:
+    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def open_source(source: str, recursive: bool = False,
+                on_skip: Callable[[Path], None] | None = None) -> Source:
+    """Open what the user named: webcam index, glob, folder, video or image."""
+    if source.isdigit():
+        return VideoSource(int(source), f"webcam {source}")
+    if any(c in source for c in "*?["):
+        paths = _images_in([Path(p) for p in glob.glob(source, recursive=True)])
+        if not paths:
+            raise GreitposeError(f"no images match '{source}'")
+        return ImageSource(paths, Path(os.path.commonpath([str(p.parent) for p in paths])), on_skip)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise GreitposeError(f"{source} does not exist")
+    if path.is_dir():
+        paths = _images_in(list(path.rglob("*") if recursive else path.iterdir()))
+        if not paths:
+            hint = "" if recursive else " (add --recursive to look in sub-folders)"
+            raise GreitposeError(f"no images in folder {source}{hint}")
+        return ImageSource(paths, path, on_skip)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise GreitposeError(f"cannot read video {source}: the file is empty")
+        return VideoSource(str(path), str(source))
+    if suffix in IMAGE_SUFFIXES:
+        if read_image(path) is None:
+            raise GreitposeError(f"cannot read image {source} (empty, corrupt or not an image)")
+        return ImageSource([path], path.parent, on_skip)
+    raise GreitposeError(f"{source}: unsupported file type '{suffix}' (images: "
+                         f"{' '.join(sorted(IMAGE_SUFFIXES))}; videos: {' '.join(sorted(VIDEO_SUFFIXES))})")
