@@ -102,6 +102,77 @@ def infer(
     console.print(summary.line(), highlight=False, soft_wrap=True)
 
 
+def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Table:
+    table = Table(title=title, min_width=len(title) + 4)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.{digits}f}")
+    return table
+
+
+@app.command("eval")
+def evaluate(
+    dataset: Annotated[str, typer.Option(help="coco (any COCO-format keypoint set) or mpii.")] = "coco",
+    data_root: Annotated[Optional[Path], typer.Option(help="Folder with the annotation json and images.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Image folder (overrides the data root layout).")] = None,
+    ann: Annotated[Optional[Path], typer.Option(help="Annotation json (overrides the data root layout).")] = None,
+    gt_boxes: Annotated[bool, typer.Option("--gt-boxes", help="Person boxes from the ground truth (default).")] = False,
+    boxes: Annotated[Optional[Path], typer.Option(help="Person detections, COCO results format.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Detect people with this YOLO model instead.")] = None,
+    model: Annotated[str, typer.Option(help="Pose model name.")] = "greit-hrnet-18",
+    weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt or .onnx).")] = None,
+    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
+    backend: BackendOpt = "torch",
+    device: Device = "auto",
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N images (COCO) or people (MPII).")] = None,
+    flip_pairs: Annotated[Optional[str], typer.Option(help="Left/right pairs 'a,b;c,d' for own datasets.")] = None,
+    sigmas: Annotated[Optional[str], typer.Option(help="Comma-separated OKS sigmas for own datasets.")] = None,
+    threshold: Annotated[float, typer.Option(help="MPII: PCKh threshold.")] = 0.5,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON.")] = None,
+    save_predictions: Annotated[Optional[Path], typer.Option(help="Write the predictions (COCO results / MPII json).")] = None,
+) -> None:
+    """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
+    from greitpose.backends import load_backend
+    from greitpose.datasets import parse_flip_pairs
+    from greitpose.estimator import default_weights_name
+    from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii
+    from greitpose.models import parse_input_size
+    from greitpose.weights import find_weights
+
+    if dataset not in ("coco", "mpii"):
+        raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
+    if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
+        raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
+    for given in (boxes, ann):
+        if given is not None and not given.is_file():
+            raise GreitposeError(f"{given} does not exist")
+    size = parse_input_size(input_size)
+    path = find_weights(weights or default_weights_name(model, size, backend), "pose weights")
+    pose = load_backend(path, backend, device, expect_model=None if weights else model)
+    if dataset == "mpii":
+        result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console)
+        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", result.metrics, 2))
+    else:
+        from greitpose.detect import YoloDetector
+
+        options = CocoOptions(
+            data_root, images, ann, boxes,
+            YoloDetector(detector, device=device) if detector else None,
+            flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
+            sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
+        result = evaluate_coco(pose, options, flip, save_predictions, console)
+        out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)",
+                               result.metrics))
+    if json_path is not None:
+        from greitpose.writers import AtomicText
+
+        writer = AtomicText(json_path)
+        writer.write(json.dumps(result.to_dict(), indent=2))
+        writer.commit()
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
     try:

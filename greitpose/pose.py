@@ -9,6 +9,7 @@ import numpy as np
 
 from greitpose import codec
 from greitpose.backends import Backend
+from greitpose.keypoints import KeypointSet
 from greitpose.results import Detections, Poses
 
 #: Keypoints at or under this score do not count toward a person's instance score.
@@ -42,11 +43,12 @@ def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray,
 class TopDown:
     """Crops people, runs the backend (with the flipped crops in the same batch), decodes."""
 
-    def __init__(self, backend: Backend, flip: bool = True, padding: float = 1.25) -> None:
+    def __init__(self, backend: Backend, flip: bool = True, padding: float = 1.25,
+                 keypoints: KeypointSet | None = None) -> None:
         self.backend = backend
         self.flip = flip
         self.padding = padding
-        self.flip_index = backend.keypoints.flip_index()
+        self.flip_index = (keypoints or backend.keypoints).flip_index()
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -1,0 +1,230 @@
+"""Keypoint datasets on disk: COCO-format sets (COCO itself or users' own) and MPII json.
+
+Everything is validated when loaded, before any inference or training starts, and errors name
+the file and the entry that is broken.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from greitpose.errors import GreitposeError
+from greitpose.keypoints import COCO, MPII, KeypointSet, generic
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise GreitposeError(f"annotation file {path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GreitposeError(f"{path} is not valid JSON ({err})") from None
+
+
+def flip_pairs_from_names(names: list[str]) -> tuple[tuple[int, int], ...]:
+    """Pairs of keypoints whose names differ only by left/right (left_eye/right_eye, l_knee/r_knee)."""
+    pairs = []
+    for i, name in enumerate(names):
+        for left, right in (("left", "right"), ("l_", "r_"), ("Left", "Right")):
+            if left in name:
+                partner = name.replace(left, right)
+                if partner in names:
+                    pairs.append((i, names.index(partner)))
+    return tuple(pairs)
+
+
+def parse_flip_pairs(text: str) -> tuple[tuple[int, int], ...]:
+    """'1,2;3,4' -> ((1, 2), (3, 4)) (0-based keypoint indices)."""
+    try:
+        return tuple((int(a), int(b)) for a, b in (p.split(",") for p in text.split(";") if p.strip()))
+    except ValueError:
+        raise GreitposeError(f"flip pairs '{text}' are not 'a,b;c,d' index pairs") from None
+
+
+@dataclass
+class CocoImage:
+    id: int
+    path: Path
+    width: int
+    height: int
+
+
+@dataclass
+class CocoKeypoints:
+    """A COCO-format keypoint annotation file with its image folder, checked entry by entry."""
+
+    ann_file: Path
+    image_dir: Path
+    images: dict[int, CocoImage]
+    annotations: list[dict[str, Any]]
+    keypoints: KeypointSet
+    category_id: int = 1
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def persons(self, image_id: int, min_keypoints: int = 1) -> list[dict[str, Any]]:
+        """Non-crowd annotations of one image with at least `min_keypoints` labelled keypoints."""
+        return [a for a in self.by_image.get(image_id, []) if not a.get("iscrowd", 0)
+                and int(np.count_nonzero(np.asarray(a["keypoints"])[2::3])) >= min_keypoints]
+
+    def __post_init__(self) -> None:
+        self.by_image: dict[int, list[dict[str, Any]]] = {}
+        for a in self.annotations:
+            self.by_image.setdefault(a["image_id"], []).append(a)
+
+
+def _need(entry: Any, keys: tuple[str, ...], what: str, path: Path) -> None:
+    if not isinstance(entry, dict):
+        raise GreitposeError(f"{path}: {what} is not an object")
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise GreitposeError(f"{path}: {what} has no '{missing[0]}'")
+
+
+def load_coco(ann_file: Path, image_dir: Path, flip_pairs: tuple[tuple[int, int], ...] | None = None,
+              sigmas: tuple[float, ...] | None = None, check_images: bool = True,
+              image_ids: list[int] | None = None) -> CocoKeypoints:
+    """Load and validate a COCO-format keypoint file; keypoints and flip pairs come from its
+    category entry (or the arguments), image files must exist (for `image_ids`, else all)."""
+    data = read_json(ann_file)
+    if not isinstance(data, dict):
+        raise GreitposeError(f"{ann_file}: not a COCO annotation file (top level is not an object)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise GreitposeError(f"{ann_file}: not a COCO keypoint file (no '{key}' list)")
+    cats = [c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")]
+    if not cats:
+        raise GreitposeError(f"{ann_file}: no category with a 'keypoints' list")
+    cat = cats[0]
+    names = [str(n) for n in cat["keypoints"]]
+    k = len(names)
+    if names == list(COCO.names):
+        kset = COCO
+    else:
+        skeleton = tuple((a - 1, b - 1) for a, b in cat.get("skeleton", []))
+        kset = generic(k, flip_pairs if flip_pairs is not None else flip_pairs_from_names(names),
+                       tuple(names), skeleton, tuple(sigmas or ()))
+    if sigmas is not None and len(sigmas) != k:
+        raise GreitposeError(f"{len(sigmas)} sigmas given for {k} keypoints")
+    images: dict[int, CocoImage] = {}
+    for i, im in enumerate(data["images"]):
+        _need(im, ("id", "file_name"), f"image #{i}", ann_file)
+        images[im["id"]] = CocoImage(im["id"], image_dir / im["file_name"], int(im.get("width", 0)),
+                                     int(im.get("height", 0)))
+    annotations = []
+    for i, a in enumerate(data["annotations"]):
+        what = f"annotation #{i} (id {a.get('id', '?')})" if isinstance(a, dict) else f"annotation #{i}"
+        _need(a, ("image_id", "bbox", "keypoints"), what, ann_file)
+        if a.get("category_id", cat["id"]) != cat["id"]:
+            continue
+        if len(a["keypoints"]) != 3 * k:
+            raise GreitposeError(f"{ann_file}: {what} has {len(a['keypoints'])} keypoint values, "
+                                 f"expected {3 * k}")
+        if len(a["bbox"]) != 4:
+            raise GreitposeError(f"{ann_file}: {what} has a bbox of {len(a['bbox'])} values")
+        if a["image_id"] not in images:
+            raise GreitposeError(f"{ann_file}: {what} refers to image id {a['image_id']}, not listed")
+        annotations.append(a)
+    if check_images:
+        for image_id in image_ids if image_ids is not None else images:
+            im = images[image_id]
+            if not im.path.is_file():
+                raise GreitposeError(f"image {im.path.name} (id {im.id}) listed in {ann_file.name} "
+                                     f"is missing from {image_dir}")
+    return CocoKeypoints(ann_file, image_dir, images, annotations, kset, cat["id"], data)
+
+
+def find_coco_files(data_root: Path | None, images: Path | None, ann: Path | None,
+                    split: str = "val2017") -> tuple[Path, Path]:
+    """(annotation file, image folder) from explicit paths or a data root's usual layout."""
+    if ann is None:
+        if data_root is None:
+            raise GreitposeError("give --data-root, or --ann and --images")
+        if not data_root.is_dir():
+            raise GreitposeError(f"data root {data_root} is not a folder")
+        found = [data_root / "annotations" / f"person_keypoints_{split}.json"]
+        found = [p for p in found if p.is_file()] or sorted(
+            [*data_root.glob("person_keypoints_*.json"), *data_root.glob("annotations/person_keypoints_*.json")])
+        if not found:
+            found = [p for p in sorted(data_root.glob("*.json")) if _looks_like_coco(p)]
+        if len(found) != 1:
+            listed = ", ".join(p.name for p in found) or "none"
+            raise GreitposeError(f"cannot tell the keypoint annotation file in {data_root} "
+                                 f"(found: {listed}); pass --ann")
+        ann = found[0]
+    if images is None:
+        root = data_root or ann.parent
+        images = next((p for p in (root / split, root / "images") if p.is_dir()), root)
+    if not images.is_dir():
+        raise GreitposeError(f"image folder {images} does not exist")
+    return ann, images
+
+
+def _looks_like_coco(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="ignore")[:4096].lstrip()
+    except OSError:
+        return False
+    return head.startswith("{") and ('"images"' in head or '"categories"' in head)
+
+
+def load_detections(path: Path, min_score: float = 0.0, category_id: int = 1) -> dict[int, list[tuple]]:
+    """COCO results-format person boxes -> {image_id: [(x1, y1, x2, y2, score), ...]}."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise GreitposeError(f"{path}: detection results must be a JSON list")
+    boxes: dict[int, list[tuple]] = {}
+    for i, d in enumerate(data):
+        _need(d, ("image_id", "bbox", "score"), f"detection #{i}", path)
+        if d.get("category_id", category_id) != category_id or d["score"] < min_score:
+            continue
+        x, y, w, h = d["bbox"]
+        if w <= 0 or h <= 0:
+            continue
+        boxes.setdefault(d["image_id"], []).append((x, y, x + w, y + h, float(d["score"])))
+    return boxes
+
+
+@dataclass
+class MpiiPerson:
+    image: Path
+    joints: np.ndarray  # (16, 2), 0-based pixels
+    visible: np.ndarray  # (16,)
+    center: np.ndarray  # (2,)
+    scale: float  # person height / 200, as MPII writes it
+    head_box: np.ndarray | None = None  # (x1, y1, x2, y2) when the file has one
+
+
+def load_mpii(ann_file: Path, image_dir: Path, check_images: bool = True) -> list[MpiiPerson]:
+    """MPII json (joints, joints_vis, center, scale, image; optional head_box), 1-based joints
+    as the MATLAB annotations are converted to 0-based."""
+    data = read_json(ann_file)
+    if not isinstance(data, list):
+        raise GreitposeError(f"{ann_file}: MPII annotations must be a JSON list")
+    people = []
+    for i, a in enumerate(data):
+        _need(a, ("joints", "joints_vis", "center", "scale", "image"), f"entry #{i}", ann_file)
+        joints = np.asarray(a["joints"], np.float64)
+        if joints.shape != (MPII.num_keypoints, 2) or len(a["joints_vis"]) != MPII.num_keypoints:
+            raise GreitposeError(f"{ann_file}: entry #{i} ({a['image']}) needs 16 joints and 16 visibilities")
+        path = image_dir / a["image"]
+        if check_images and not path.is_file():
+            raise GreitposeError(f"image {a['image']} (entry #{i}) listed in {ann_file.name} is missing "
+                                 f"from {image_dir}")
+        head = np.asarray(a["head_box"], np.float64) - 1 if "head_box" in a else None
+        people.append(MpiiPerson(path, joints - 1, np.asarray(a["joints_vis"], np.float64),
+                                 np.asarray(a["center"], np.float64) - 1, float(a["scale"]), head))
+    return people
+
+
+def mpii_box(person: MpiiPerson) -> np.ndarray:
+    """The standard MPII crop as a box: center moved 15 x scale px down, side 1.25 x scale x 200."""
+    cx, cy = person.center
+    if cx != -2:  # -1 in the 1-based file marks a missing center
+        cy = cy + 15 * person.scale
+    half = person.scale * 1.25 * 200 / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half])

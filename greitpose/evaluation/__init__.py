@@ -1,0 +1,1 @@
+"""Benchmarks by the standard protocols: COCO keypoint AP (pycocotools) and MPII PCKh."""

@@ -1,0 +1,132 @@
+"""The `eval` job: load a dataset, predict with a backend, score by the dataset's protocol."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from greitpose.backends import Backend
+from greitpose.datasets import find_coco_files, load_coco, load_detections, load_mpii
+from greitpose.errors import GreitposeError
+from greitpose.evaluation import coco, mpii
+from greitpose.pose import TopDown
+from greitpose.writers import AtomicText, JsonArray
+
+
+@dataclass
+class CocoOptions:
+    data_root: Path | None = None
+    images: Path | None = None
+    ann: Path | None = None
+    boxes: Path | None = None  # COCO results-format detections
+    detector: Any = None  # a Detector, when boxes come from YOLO
+    min_box_score: float = 0.0
+    flip_pairs: tuple[tuple[int, int], ...] | None = None
+    sigmas: tuple[float, ...] | None = None
+    nms_threshold: float = 0.9
+    limit: int | None = None
+    batch_images: int = 8
+
+
+@dataclass
+class EvalResult:
+    dataset: str
+    metrics: dict[str, float]
+    count: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "count": self.count, "metrics": self.metrics, **self.extra}
+
+
+@contextmanager
+def _progress(console: Console, label: str, total: int) -> Iterator:
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
+                  save_predictions: Path | None = None, console: Console | None = None) -> EvalResult:
+    """COCO keypoint AP/AR of `backend` on a COCO-format set, by the SimpleBaseline/HRNet protocol."""
+    console = console or Console(stderr=True)
+    ann, image_dir = find_coco_files(options.data_root, options.images, options.ann)
+    dataset = load_coco(ann, image_dir, options.flip_pairs, options.sigmas, check_images=False)
+    image_ids = sorted(dataset.images)[: options.limit] if options.limit else sorted(dataset.images)
+    for image_id in image_ids:  # every image we will read must be there, before we start
+        im = dataset.images[image_id]
+        if not im.path.is_file():
+            raise GreitposeError(f"image {im.path.name} (id {image_id}) listed in {ann.name} is missing "
+                                 f"from {image_dir}")
+    if backend.config.num_keypoints != dataset.keypoints.num_keypoints:
+        raise GreitposeError(f"the model predicts {backend.config.num_keypoints} keypoints, "
+                             f"{ann.name} has {dataset.keypoints.num_keypoints}")
+    if options.boxes is not None:
+        source = coco.BoxSource("file", load_detections(options.boxes, options.min_box_score,
+                                                        dataset.category_id))
+        box_label = f"detections {options.boxes.name}"
+    elif options.detector is not None:
+        source, box_label = coco.BoxSource("detector", detector=options.detector), "detector boxes"
+    else:
+        source, box_label = coco.BoxSource("gt"), "ground-truth boxes"
+    # a model without its own left/right pairs takes the dataset's for the flip test
+    topdown = TopDown(backend, flip=flip,
+                      keypoints=backend.keypoints if backend.keypoints.flip_pairs else dataset.keypoints)
+    writer = JsonArray(save_predictions) if save_predictions else None
+    predictions: list[dict[str, Any]] = []
+    try:
+        with _progress(console, f"COCO eval ({box_label})", len(image_ids)) as advance:
+            for entry in coco.predict(dataset, topdown, source, image_ids, options.batch_images, advance,
+                                      options.nms_threshold):
+                predictions.append(entry)
+                if writer:
+                    writer.add(entry)
+        metrics = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
+        if writer:
+            writer.commit()
+            writer = None
+    finally:
+        if writer:
+            writer.discard()
+    return EvalResult("coco", metrics, len(image_ids),
+                      {"boxes": box_label, "annotations": str(ann), "predictions": len(predictions)})
+
+
+def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = None,
+                  images: Path | None = None, flip: bool = True, limit: int | None = None,
+                  threshold: float = 0.5, save_predictions: Path | None = None,
+                  console: Console | None = None) -> EvalResult:
+    """MPII PCKh@threshold of `backend` on an MPII json set."""
+    console = console or Console(stderr=True)
+    if ann is None:
+        if data_root is None:
+            raise GreitposeError("give --data-root, or --ann and --images")
+        found = [p for p in (data_root / "annotations" / "valid.json", data_root / "valid.json",
+                             *sorted(data_root.glob("*mpii*.json"))) if p.is_file()]
+        if not found:
+            raise GreitposeError(f"no MPII annotation json in {data_root}; pass --ann")
+        ann = found[0]
+    image_dir = images or next((p for p in ((data_root or ann.parent) / "images",) if p.is_dir()),
+                               data_root or ann.parent)
+    people = load_mpii(ann, image_dir)[:limit] if limit else load_mpii(ann, image_dir)
+    if not people:
+        raise GreitposeError(f"{ann} lists no people")
+    topdown = TopDown(backend, flip=flip)
+    with _progress(console, "MPII eval", len(people)) as advance:
+        preds = mpii.predict(people, topdown, advance=advance)
+    metrics = mpii.pckh(preds, people, threshold)
+    skipped = int(metrics.pop("skipped"))
+    if save_predictions:
+        out = AtomicText(save_predictions)
+        out.write(json.dumps([{"image": p.image.name, "joints": (k + 1).round(2).tolist()}
+                              for p, k in zip(people, preds)]))
+        out.commit()
+    return EvalResult("mpii", metrics, len(people), {"threshold": threshold, "skipped_no_head_size": skipped,
+                                                     "annotations": str(ann)})

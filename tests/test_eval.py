@@ -1,0 +1,167 @@
+"""eval: the metric paths against pycocotools and hand-computed PCKh, and the command itself."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from greitpose.datasets import load_coco, load_mpii
+from greitpose.errors import GreitposeError
+from greitpose.evaluation import coco, mpii
+from greitpose.evaluation.oks import oks, oks_nms
+from greitpose.keypoints import COCO
+
+from conftest import run_cli, shared_path
+
+
+def _coco_tiny():
+    ann = shared_path("coco-tiny", "test_coco.json")
+    return load_coco(ann, ann.parent)
+
+
+def _gt_predictions(ds, shift: float = 0.0) -> list[dict]:
+    preds = []
+    for a in ds.annotations:
+        if a.get("num_keypoints", 0) == 0 or a.get("iscrowd", 0):
+            continue
+        k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        k[:, :2] += shift
+        k[:, 2] = 1.0
+        preds.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.reshape(-1).tolist(),
+                      "score": 1.0})
+    return preds
+
+
+def test_ground_truth_keypoints_score_ap_one() -> None:
+    ds = _coco_tiny()
+    metrics = coco.coco_eval(ds, _gt_predictions(ds), sorted(ds.images), coco.sigmas_for(ds))
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["AR"] == pytest.approx(1.0)
+
+
+def _direct_pycocotools(ann: Path, preds: list[dict]) -> list[float]:
+    from pycocotools.coco import COCO as CocoApi
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = CocoApi(str(ann))
+        ev = COCOeval(gt, gt.loadRes(preds), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return list(ev.stats)
+
+
+@pytest.mark.parametrize("shift", [2.0, 6.0])
+def test_shifted_keypoints_lower_ap_as_pycocotools_says(shift: float) -> None:
+    ds = _coco_tiny()
+    preds = _gt_predictions(ds, shift)
+    ours = coco.coco_eval(ds, preds, sorted(ds.images), coco.sigmas_for(ds))
+    direct = _direct_pycocotools(ds.ann_file, preds)
+    assert list(ours.values()) == pytest.approx(direct, abs=1e-9)
+    assert ours["AP"] < 1.0
+
+
+def test_oks_matches_the_coco_formula() -> None:
+    sigmas = np.asarray(COCO.sigmas)
+    a = np.zeros((17, 2))
+    shift = 3.0
+    b = a[None] + shift
+    area = 5000.0
+    expected = np.mean(np.exp(-(2 * shift**2) / (2 * area * (2 * sigmas) ** 2)))
+    assert oks(a, b, area, sigmas)[0] == pytest.approx(expected)
+
+
+def test_oks_nms_drops_near_duplicates() -> None:
+    sigmas = np.asarray(COCO.sigmas)
+    base = np.random.default_rng(0).uniform(0, 100, (17, 2))
+    poses = np.stack([base, base + 0.1, base + 50])
+    keep = oks_nms(poses, np.array([0.5, 0.9, 0.7]), np.full(3, 10000.0), sigmas, 0.9)
+    assert keep == [1, 2]
+
+
+def test_mpii_ground_truth_is_100_and_a_known_shift_gives_the_hand_computed_value() -> None:
+    ann = shared_path("mpii-tiny", "test_mpii.json")
+    people = load_mpii(ann, ann.parent)
+    gt = np.stack([p.joints for p in people])
+    assert mpii.pckh(gt, people)["Mean"] == pytest.approx(100.0)
+    heads = [np.linalg.norm(p.joints[9] - p.joints[8]) for p in people]
+    ordered = sorted(heads)
+    length = 0.25 * (ordered[1] + ordered[2])  # between two people's 0.5 x head size
+    shifted = gt + np.array([length * 0.6, length * 0.8])  # a vector of that length
+    correct = total = 0
+    for p, h in zip(people, heads):
+        for j in mpii.MEAN_JOINTS:
+            if p.visible[j] > 0:
+                total += 1
+                correct += length <= 0.5 * h
+    assert mpii.pckh(shifted, people)["Mean"] == pytest.approx(100 * correct / total)
+    assert 0 < correct < total
+
+
+def test_custom_dataset_with_own_keypoints(tmp_path: Path) -> None:
+    import cv2
+
+    names = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((100, 100, 3), np.uint8))
+    kpts = [50, 10, 2, 30, 50, 2, 70, 50, 2, 40, 90, 2, 60, 90, 2]
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [25, 5, 50, 90],
+                             "area": 4500, "iscrowd": 0, "num_keypoints": 5, "keypoints": kpts}],
+            "categories": [{"id": 1, "name": "thing", "keypoints": names, "skeleton": [[1, 2]]}]}
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    ds = load_coco(tmp_path / "ann.json", tmp_path, sigmas=(0.05,) * 5)
+    assert ds.keypoints.flip_pairs == ((1, 2), (3, 4))
+    metrics = coco.coco_eval(ds, _gt_predictions(ds), [1], coco.sigmas_for(ds))
+    assert metrics["AP"] == pytest.approx(1.0)
+
+
+def _broken(tmp_path: Path, case: str) -> Path:
+    src = shared_path("coco-tiny", "test_coco.json")
+    data = json.loads(src.read_text())
+    for im in data["images"]:
+        if case != "missing-image":
+            shutil.copy(src.parent / im["file_name"], tmp_path / im["file_name"])
+    if case == "missing-key":
+        del data["annotations"][3]["keypoints"]
+    (tmp_path / "test_coco.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_broken_annotation_names_the_entry(tmp_path: Path) -> None:
+    root = _broken(tmp_path, "missing-key")
+    with pytest.raises(GreitposeError, match=r"annotation #3 \(id \d+\) has no 'keypoints'"):
+        load_coco(root / "test_coco.json", root)
+
+
+def test_cli_missing_image_is_named(tmp_path: Path, random_checkpoint: Path) -> None:
+    root = _broken(tmp_path, "missing-image")
+    result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--weights", str(random_checkpoint))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "000000000785.jpg (id 785)" in result.stderr and "missing" in result.stderr
+
+
+def test_cli_full_coco_run_with_detections(tmp_path: Path, random_checkpoint: Path) -> None:
+    root = shared_path("coco-tiny")
+    result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--boxes",
+                     str(root / "test_coco_det_AP_H_56.json"), "--weights", str(random_checkpoint),
+                     "--device", "cpu", "--json", str(tmp_path / "m.json"),
+                     "--save-predictions", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr
+    for name in ("AP50", "AP75", "APM", "APL", "AR", "ARL"):
+        assert name in result.stdout
+    metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert set(metrics) == set(coco.STAT_NAMES) and 0.0 <= metrics["AP"] <= 1.0
+    preds = json.loads((tmp_path / "p.json").read_text())
+    assert preds and all(len(p["keypoints"]) == 51 for p in preds)
+
+
+def test_cli_mpii_needs_a_16_keypoint_model(random_checkpoint: Path) -> None:
+    root = shared_path("mpii-tiny")
+    result = run_cli("eval", "--dataset", "mpii", "--data-root", str(root), "--weights", str(random_checkpoint))
+    assert result.returncode != 0 and "16-keypoint model" in result.stderr
