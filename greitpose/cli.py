@@ -173,6 +173,124 @@ def evaluate(
         writer.commit()
 
 
+@app.command()
+def export(
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export the pose model to ONNX.")] = False,
+    weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt); default <model>-coco-HxW.pt.")] = None,
+    model: Annotated[str, typer.Option(help="Pose model name (checked against the weights).")] = "greit-hrnet-18",
+    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
+    output: Annotated[Optional[Path], typer.Option("--out", "-o", help="ONNX file; default beside the weights.")] = None,
+    dynamic_batch: Annotated[bool, typer.Option(help="Any batch size (else fixed to --batch).")] = False,
+    batch: Annotated[int, typer.Option(help="Fixed batch size of the exported graph.")] = 1,
+    fp16: Annotated[bool, typer.Option(help="Half-precision weights and activations (for GPUs).")] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    int8: Annotated[bool, typer.Option(help="Also write an int8-quantized model (calibrated on crops).")] = False,
+    images: Annotated[Optional[Path], typer.Option(help="Image or folder for parity crops and int8 calibration.")] = None,
+    tolerance: Annotated[Optional[float], typer.Option(help="Max |heatmap diff| allowed (default 1e-4 fp32, 1e-2 fp16).")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Also export this YOLO .pt to ONNX (Ultralytics).")] = None,
+) -> None:
+    """Export to ONNX with metadata, then check parity with PyTorch."""
+    from greitpose import checkpoint
+    from greitpose.estimator import default_weights_name
+    from greitpose.export import export_onnx, parity_check, quantize_int8, sample_crops, export_detector
+    from greitpose.models import parse_input_size
+    from greitpose.weights import find_weights
+
+    if not onnx and detector is None:
+        raise GreitposeError("nothing to export: give --onnx and/or --detector")
+    if images is not None and not images.exists():
+        raise GreitposeError(f"{images} does not exist")
+    if onnx:
+        path = find_weights(weights or default_weights_name(model, parse_input_size(input_size), "torch"),
+                            "pose weights")
+        pose = checkpoint.load(path, expect_model=None if weights else model)
+        target = output or path.with_suffix(".onnx")
+        export_onnx(pose, target, dynamic_batch, batch, fp16, opset)
+        crops = sample_crops(pose, images, count=batch if not dynamic_batch else 8)
+        parity = parity_check(pose, target, crops)
+        limit = tolerance if tolerance is not None else (1e-2 if fp16 else 1e-4)
+        console.print(f"parity on {parity.crops} crops: max |heatmap diff| {parity.max_heatmap_diff:.2e}, "
+                      f"max keypoint diff {parity.max_keypoint_px:.2f} px", highlight=False)
+        if parity.max_heatmap_diff > limit:
+            target.unlink(missing_ok=True)
+            raise GreitposeError(f"ONNX output differs from PyTorch by {parity.max_heatmap_diff:.2e} "
+                                 f"(> {limit:.0e}); {target} removed")
+        out.print(str(target))
+        if int8:
+            q_path = target.with_name(target.stem + "-int8.onnx")
+            quantize_int8(target, q_path, sample_crops(pose, images, count=32, seed=1))
+            q = parity_check(pose, q_path, crops)
+            console.print(f"int8 accuracy change on {q.crops} crops: max |heatmap diff| "
+                          f"{q.max_heatmap_diff:.2e}, max keypoint diff {q.max_keypoint_px:.2f} px",
+                          highlight=False)
+            out.print(str(q_path))
+    if detector is not None:
+        out.print(str(export_detector(find_weights(detector, "detector weights"))))
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.command()
+def benchmark(
+    models: Annotated[str, typer.Option(help="Comma-separated model names.")] = "greit-hrnet-18,greit-hrnet-30,lite-hrnet-18,lite-hrnet-30",
+    batches: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32",
+    backends: Annotated[str, typer.Option(help="torch and/or onnx.")] = "torch,onnx",
+    device: Device = "cpu",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")] = None,
+    seconds: Annotated[float, typer.Option(help="Time spent per measurement.")] = 2.0,
+    video: Annotated[Optional[str], typer.Option(help="Video for the end-to-end figure (default: synthetic frames).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames in the end-to-end run.")] = 20,
+    people: Annotated[int, typer.Option(help="People (boxes) per frame in the end-to-end run.")] = 4,
+    train_batch: Annotated[int, typer.Option(help="Also measure training images/s at this batch (0: skip).")] = 0,
+    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.")] = "256x192",
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Per-crop latency, crops/s, end-to-end frames/s and peak memory, per model and backend."""
+    from greitpose import benchmark as bench
+    from greitpose.models import get_config, parse_input_size
+
+    names = [get_config(m).name for m in _csv(models)]
+    sizes = [int(b) for b in _csv(batches)]
+    wanted = _csv(backends)
+    if not names or not sizes or any(b < 1 for b in sizes) or not set(wanted) <= {"torch", "onnx"}:
+        raise GreitposeError("benchmark needs models, batch sizes >= 1 and backends among torch,onnx")
+    if json_path is not None:
+        from greitpose.writers import ensure_writable
+
+        ensure_writable(json_path)
+    with console.status("benchmarking") as status:
+        report = bench.run(names, sizes, wanted, device, threads, seconds, video, frames, people,
+                           train_batch, parse_input_size(input_size),
+                           progress=lambda msg: status.update(f"benchmarking {msg}"))
+    table = Table(title=f"pose latency on {report.device}, {report.threads} threads, "
+                        f"{report.input_size[0]}x{report.input_size[1]}, no flip")
+    for col in ("model", "backend", "batch", "ms/crop", "crops/s"):
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right")
+    for r in report.latency:
+        table.add_row(r.model, r.backend, str(r.batch), f"{r.ms_per_crop:.2f}", f"{r.crops_per_s:.1f}")
+    out.print(table)
+    e2e = Table(title=f"end to end (crop + forward + flip test + decode), {people} people/frame")
+    for col in ("model", "backend", "frames/s"):
+        e2e.add_column(col)
+    for r in report.end_to_end:
+        e2e.add_row(r["model"], r["backend"], f"{r['frames_per_s']:.1f}")
+    out.print(e2e)
+    for r in report.training:
+        out.print(f"training {r['model']}: {r['images_per_s']:.1f} images/s at batch {r['batch']}")
+    memory = f"peak memory: {report.peak_rss_mb:.0f} MB RSS"
+    if report.peak_cuda_mb is not None:
+        memory += f", {report.peak_cuda_mb:.0f} MB CUDA"
+    out.print(memory)
+    if json_path is not None:
+        from greitpose.writers import AtomicText
+
+        writer = AtomicText(json_path)
+        writer.write(json.dumps(report.to_dict(), indent=2))
+        writer.commit()
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
     try:

@@ -1,0 +1,166 @@
+"""ONNX export of pose models (with their metadata), the parity check against PyTorch, int8
+quantization, and the detector's export through Ultralytics."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from greitpose import codec
+from greitpose.backends import METADATA_KEY, OnnxBackend
+from greitpose.checkpoint import PoseModel
+from greitpose.errors import GreitposeError
+from greitpose.pose import crop_people
+from greitpose.sources import IMAGE_SUFFIXES, read_image
+from greitpose.writers import ensure_writable, partial_path
+
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model: PoseModel, path: Path, dynamic_batch: bool = False, batch: int = 1,
+                fp16: bool = False, opset: int = DEFAULT_OPSET) -> Path:
+    """Write the network as ONNX with greitpose metadata; atomic (no partial file on failure)."""
+    import onnx
+
+    ensure_writable(path)
+    network = model.network.eval().cpu()
+    h, w = model.config.input_size
+    x = torch.zeros(batch, 3, h, w)
+    if fp16:
+        network, x = network.half(), x.half()
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                network, (x,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
+                output_names=["heatmaps"],
+                dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None)
+    finally:
+        network.float()
+    proto = onnx.load_from_string(buffer.getvalue())
+    meta = model.metadata()
+    props = {METADATA_KEY: json.dumps(meta), "model": model.config.name,
+             "num_keypoints": str(model.config.num_keypoints),
+             "input_size": f"{h}x{w}", "mean": json.dumps(list(model.mean)),
+             "std": json.dumps(list(model.std)), "flip_pairs": json.dumps(meta["keypoints"]["flip_pairs"])}
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "greitpose"
+    _write_atomic(path, proto.SerializeToString())
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = partial_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise GreitposeError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
+    """Static int8 (QDQ, per-channel) quantization calibrated on real crops; metadata kept."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    dim = onnx.load(str(src), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    step = dim.dim_value or 1  # a fixed batch must be fed whole
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": calibration[i:i + step]}
+                               for i in range(0, len(calibration) - step + 1, step)])
+
+        def get_next(self):  # noqa: ANN201 - onnxruntime's interface
+            return next(self.items, None)
+
+    tmp = partial_path(dst)
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # onnxruntime's advice on pre-processing
+    try:
+        quantize_static(str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        source = onnx.load(str(src), load_external_data=False)
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(source.metadata_props)
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, dst)
+    finally:
+        root.setLevel(level)
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+def sample_crops(model: PoseModel, images: Path | None, count: int = 16, seed: int = 0) -> np.ndarray:
+    """Normalised crops for parity checks and calibration: centre and corner boxes of the given
+    images, or, without images, smooth synthetic scenes (never pure noise)."""
+    h, w = model.config.input_size
+    rng = np.random.default_rng(seed)
+    frames: list[np.ndarray] = []
+    if images is not None:
+        paths = [images] if images.is_file() else sorted(
+            p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        frames = [im for im in (read_image(p) for p in paths[:count]) if im is not None]
+        if not frames:
+            raise GreitposeError(f"no readable images in {images} for the parity check")
+    while len(frames) < 2:
+        scene = cv2.GaussianBlur(rng.integers(0, 255, (h * 2, w * 2, 3), dtype=np.uint8), (0, 0), 6)
+        for _ in range(8):
+            cv2.ellipse(scene, (int(rng.integers(0, w * 2)), int(rng.integers(0, h * 2))),
+                        (int(rng.integers(5, 40)), int(rng.integers(10, 80))), float(rng.uniform(0, 180)),
+                        0, 360, tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        frames.append(scene)
+    crops = []
+    for i in range(count):
+        frame = frames[i % len(frames)]
+        fh, fw = frame.shape[:2]
+        bw, bh = fw * rng.uniform(0.3, 0.8), fh * rng.uniform(0.4, 0.9)
+        x1, y1 = rng.uniform(0, fw - bw), rng.uniform(0, fh - bh)
+        center, scale = codec.boxes_to_center_scale(np.array([[x1, y1, x1 + bw, y1 + bh]]), w / h)
+        crops.append(crop_people(frame, center, scale, (h, w), model.mean, model.std)[0])
+    return np.stack(crops)
+
+
+@dataclass
+class Parity:
+    max_heatmap_diff: float
+    max_keypoint_px: float
+    crops: int
+
+
+def parity_check(model: PoseModel, onnx_path: Path, crops: np.ndarray) -> Parity:
+    """Compare ONNX Runtime with PyTorch on the same crops: heatmaps and decoded keypoints."""
+    network = model.network.eval().cpu().float()
+    with torch.inference_mode():
+        ref = network(torch.from_numpy(crops)).numpy()
+    got = OnnxBackend(onnx_path, device="cpu")(crops)
+    ref_xy, _ = codec.decode_heatmaps(ref)
+    got_xy, _ = codec.decode_heatmaps(got)
+    stride = model.config.input_size[1] / model.config.heatmap_size[1]
+    return Parity(float(np.abs(ref - got).max()),
+                  float(np.linalg.norm(ref_xy - got_xy, axis=-1).max() * stride), len(crops))
+
+
+def export_detector(weights: Path, imgsz: int = 640, half: bool = False) -> Path:
+    """Export an Ultralytics YOLO .pt to ONNX beside it (Ultralytics' own exporter)."""
+    from ultralytics import YOLO
+
+    try:
+        return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, half=half, dynamic=False,
+                                              simplify=False, verbose=False))
+    except Exception as err:  # ultralytics raises assorted errors for unusable inputs
+        raise GreitposeError(f"detector export of {weights} failed: {str(err).splitlines()[0]}") from None
