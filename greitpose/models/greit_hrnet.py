@@ -12,10 +12,10 @@ from greitpose.models.config import ModelConfig
 from greitpose.models.layers import (
     GlobalSpatialWeighting,
     GroupedChannelWeighting,
+    ChannelShuffle,
     ResolutionWeighting,
     SpatialWeighting,
     Stem,
-    channel_shuffle,
     conv_bn,
     dw_conv_bn,
 )
@@ -44,12 +44,13 @@ class WeightingBlock(nn.Module):
         self.spatial = nn.ModuleList(
             GlobalSpatialWeighting(c, config.reduce_ratio) if config.global_spatial_weighting
             else SpatialWeighting(c, 4) for c in halves)
+        self.shuffles = nn.ModuleList(ChannelShuffle(c) for c in channels)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         kept, processed = zip(*(x.chunk(2, dim=1) for x in xs))
         processed = self.channel_weighting(list(processed))
-        return [channel_shuffle(torch.cat([k, sw(dw(p))], dim=1))
-                for k, p, dw, sw in zip(kept, processed, self.depthwise, self.spatial)]
+        return [shuffle(torch.cat([k, sw(dw(p))], dim=1))
+                for k, p, dw, sw, shuffle in zip(kept, processed, self.depthwise, self.spatial, self.shuffles)]
 
 
 class Fuse(nn.Module):
@@ -137,8 +138,8 @@ class IterativeHead(nn.Module):
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         last = None
         for x, project in zip(xs[::-1], self.projects):
-            if last is not None:
-                x = x + F.interpolate(last, size=x.shape[-2:], mode="bilinear", align_corners=True)
+            if last is not None:  # each branch is exactly twice the size of the one below
+                x = x + F.interpolate(last, scale_factor=2.0, mode="bilinear", align_corners=True)
             last = project(x)
         assert last is not None
         return last

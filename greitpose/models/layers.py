@@ -33,22 +33,28 @@ def dw_conv_bn(channels: int, stride: int = 1) -> nn.Sequential:
     return conv_bn(channels, channels, 3, stride, groups=channels)
 
 
-def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
-    """Interleave the channels of `groups` equal parts so the halves exchange information."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+def shuffle_order(channels: int, groups: int = 2) -> torch.Tensor:
+    """Channel order of a shuffle: the i-th channel of each of the `groups` parts, in turn."""
+    return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
 
 
-def pool_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Average-pool `x` down to `size` with an integer kernel.
+class ChannelShuffle(nn.Module):
+    """Interleave the channels of `groups` equal parts so the halves exchange information.
 
-    Equivalent to adaptive average pooling when sizes divide evenly (the model enforces input
-    sizes that are multiples of 32), and unlike it exports to ONNX with static shapes.
+    A gather with a constant order: one ONNX op, no shape arithmetic at run time.
     """
-    kh, kw = int(x.shape[-2]) // int(size[0]), int(x.shape[-1]) // int(size[1])
-    if kh == 1 and kw == 1:
-        return x
-    return F.avg_pool2d(x, (kh, kw), (kh, kw))
+
+    def __init__(self, channels: int, groups: int = 2) -> None:
+        super().__init__()
+        self.register_buffer("order", shuffle_order(channels, groups), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.order)
+
+
+def pool_factor(index: int, count: int) -> int:
+    """Resolution ratio of branch `index` to the last (smallest) of `count` consecutive branches."""
+    return 2 ** (count - 1 - index)
 
 
 class LKA(nn.Module):
@@ -74,6 +80,7 @@ class Stem(nn.Module):
         super().__init__()
         half, mid = channels // 2, channels  # half B expands 16 -> 32 in both stems
         self.conv1 = conv_bn(3, channels, 3, 2, relu=True)
+        self.shuffle = ChannelShuffle(channels)
         self.branch_a = nn.Sequential(
             *([LKA(half)] if large_kernel else []),
             dw_conv_bn(half, 2),
@@ -88,7 +95,7 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.conv1(x).chunk(2, dim=1)
-        return channel_shuffle(torch.cat([self.branch_a(a), self.branch_b(b)], dim=1))
+        return self.shuffle(torch.cat([self.branch_a(a), self.branch_b(b)], dim=1))
 
 
 class ResolutionWeighting(nn.Module):
@@ -96,7 +103,9 @@ class ResolutionWeighting(nn.Module):
 
     Every member is pooled to the smallest member's size, the concatenation goes through
     PW conv-BN-ReLU (C -> C/ratio) and PW conv-BN-Sigmoid, and each branch is multiplied by
-    its nearest-upsampled share of the weights.
+    its nearest-upsampled share of the weights. Members are consecutive branches, each half the
+    size of the one before, so pooling and upsampling factors are constants (inputs are
+    multiples of 32): equal to adaptive pooling, and exportable to ONNX without shape arithmetic.
     """
 
     def __init__(self, channels: Sequence[int], ratio: int = 8) -> None:
@@ -107,10 +116,12 @@ class ResolutionWeighting(nn.Module):
         self.excite = conv_bn(total // ratio, total, act=nn.Sigmoid())
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        size = xs[-1].shape[-2:]
-        pooled = torch.cat([pool_to(x, size) for x in xs], dim=1)
+        n = len(xs)
+        factors = [pool_factor(i, n) for i in range(n)]
+        pooled = torch.cat([F.avg_pool2d(x, f) if f > 1 else x for x, f in zip(xs, factors)], dim=1)
         weights = self.excite(self.squeeze(pooled)).split(self.channels, dim=1)
-        return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest") for x, w in zip(xs, weights)]
+        return [x * (F.interpolate(w, scale_factor=float(f), mode="nearest") if f > 1 else w)
+                for x, w, f in zip(xs, weights, factors)]
 
 
 class GroupedChannelWeighting(nn.Module):
@@ -160,7 +171,8 @@ class GlobalSpatialWeighting(SpatialWeighting):
     """GSW: the global average replaced by a learned, gated average over all pixels.
 
     z = Sigmoid(PW(ReLU(PW(x)))) gives each pixel a weight; y = X' z / (H W) (exactly GAP when
-    z = 1), then the same SE step as Lite-HRNet's spatial weighting.
+    z = 1), then the same SE step as Lite-HRNet's spatial weighting. X' z / (H W) is computed
+    as the mean of x * z over pixels: the same numbers, without reshapes.
     """
 
     def __init__(self, channels: int, ratio: int = 8) -> None:
@@ -170,6 +182,4 @@ class GlobalSpatialWeighting(SpatialWeighting):
             nn.Conv2d(channels // ratio, 1, 1), nn.Sigmoid())
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        z = self.gate(x).reshape(b, h * w, 1)
-        return torch.bmm(x.reshape(b, c, h * w), z).reshape(b, c, 1, 1) / (h * w)
+        return (x * self.gate(x)).mean(dim=(2, 3), keepdim=True)
