@@ -22,6 +22,7 @@ from greitpose.detect import GivenBoxes
 from greitpose.estimator import PoseEstimator
 from greitpose.export import export_onnx, sample_crops
 from greitpose.models import get_config
+from greitpose.models.layers import LKA
 from greitpose.results import Detections
 from greitpose.sources import open_source
 
@@ -32,8 +33,9 @@ def peak_rss_mb() -> float:
 
 
 def realistic_model(name: str, input_size: tuple[int, int], seed: int = 0) -> PoseModel:
-    """A model with default-initialised convs and BatchNorm statistics from synthetic crops, so
-    activations have realistic magnitudes (tiny ones turn into slow denormals on CPUs)."""
+    """A model with default-initialised convs, BatchNorm statistics from synthetic crops and
+    heatmaps peaking near 1, so activations have the magnitudes of a trained model (tiny ones
+    turn into slow denormals on CPUs; huge ones make fp32 comparisons meaningless)."""
     torch.manual_seed(seed)
     model = checkpoint.new_model(get_config(name, input_size=input_size))
     for m in model.network.modules():
@@ -41,12 +43,23 @@ def realistic_model(name: str, input_size: tuple[int, int], seed: int = 0) -> Po
             m.reset_parameters()
         elif isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None  # cumulative average over the calibration passes
+    for m in model.network.modules():
+        if isinstance(m, LKA):  # attention near 1, as trained: x * attn must not square x
+            torch.nn.init.normal_(m.pw.weight, std=0.02)
+            torch.nn.init.ones_(m.pw.bias)
     crops = torch.from_numpy(sample_crops(model, None, count=16, seed=seed))
     model.network.train()
     with torch.no_grad():
         for _ in range(2):
             model.network(crops)
-    model.network.eval()
+        for m in model.network.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # slightly contractive, as trained
+                m.running_var.clamp_(min=0.1 * float(m.running_var.median()))
+                m.weight.fill_(0.85)
+        model.network.eval()
+        peak = model.network(crops).abs().amax().item()
+        model.network.final.weight /= peak
+        model.network.final.bias /= peak
     return model
 
 

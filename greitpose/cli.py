@@ -59,7 +59,7 @@ def infer(
     source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated image, folder or video (.mp4).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="COCO results JSON (images) or JSON Lines (video).")] = None,
-    model: Annotated[str, typer.Option(help="Pose model name (see 'greitpose info').")] = "greit-hrnet-18",
+    model: Annotated[Optional[str], typer.Option(help="Pose model name (see 'greitpose info'); checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
     detector: Annotated[str, typer.Option(help="YOLO weights (.pt/.onnx path or name), or 'none' for whole-image boxes.")] = "yolo11n.pt",
@@ -120,7 +120,7 @@ def evaluate(
     gt_boxes: Annotated[bool, typer.Option("--gt-boxes", help="Person boxes from the ground truth (default).")] = False,
     boxes: Annotated[Optional[Path], typer.Option(help="Person detections, COCO results format.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Detect people with this YOLO model instead.")] = None,
-    model: Annotated[str, typer.Option(help="Pose model name.")] = "greit-hrnet-18",
+    model: Annotated[Optional[str], typer.Option(help="Pose model name; checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt or .onnx).")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
     backend: BackendOpt = "torch",
@@ -136,10 +136,9 @@ def evaluate(
     """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
     from greitpose.backends import load_backend
     from greitpose.datasets import parse_flip_pairs
-    from greitpose.estimator import default_weights_name
+    from greitpose.estimator import pose_weights
     from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii
     from greitpose.models import parse_input_size
-    from greitpose.weights import find_weights
 
     if dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
@@ -149,8 +148,8 @@ def evaluate(
         if given is not None and not given.is_file():
             raise GreitposeError(f"{given} does not exist")
     size = parse_input_size(input_size)
-    path = find_weights(weights or default_weights_name(model, size, backend), "pose weights")
-    pose = load_backend(path, backend, device, expect_model=None if weights else model)
+    path, expect = pose_weights(model, weights, size, backend)
+    pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":
         result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console)
         out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", result.metrics, 2))
@@ -177,7 +176,7 @@ def evaluate(
 def export(
     onnx: Annotated[bool, typer.Option("--onnx", help="Export the pose model to ONNX.")] = False,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt); default <model>-coco-HxW.pt.")] = None,
-    model: Annotated[str, typer.Option(help="Pose model name (checked against the weights).")] = "greit-hrnet-18",
+    model: Annotated[Optional[str], typer.Option(help="Pose model name; checked against --weights. Default greit-hrnet-18.")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
     output: Annotated[Optional[Path], typer.Option("--out", "-o", help="ONNX file; default beside the weights.")] = None,
     dynamic_batch: Annotated[bool, typer.Option(help="Any batch size (else fixed to --batch).")] = False,
@@ -191,8 +190,8 @@ def export(
 ) -> None:
     """Export to ONNX with metadata, then check parity with PyTorch."""
     from greitpose import checkpoint
-    from greitpose.estimator import default_weights_name
-    from greitpose.export import export_onnx, parity_check, quantize_int8, sample_crops, export_detector
+    from greitpose.estimator import pose_weights
+    from greitpose.export import export_detector, export_onnx, parity_check, quantize_int8, sample_crops
     from greitpose.models import parse_input_size
     from greitpose.weights import find_weights
 
@@ -201,9 +200,10 @@ def export(
     if images is not None and not images.exists():
         raise GreitposeError(f"{images} does not exist")
     if onnx:
-        path = find_weights(weights or default_weights_name(model, parse_input_size(input_size), "torch"),
-                            "pose weights")
-        pose = checkpoint.load(path, expect_model=None if weights else model)
+        path, expect = pose_weights(model, weights, parse_input_size(input_size))
+        if path.suffix == ".onnx":
+            raise GreitposeError(f"{path} is already ONNX; export takes a .pt checkpoint")
+        pose = checkpoint.load(path, expect_model=expect)
         target = output or path.with_suffix(".onnx")
         export_onnx(pose, target, dynamic_batch, batch, fp16, opset)
         crops = sample_crops(pose, images, count=batch if not dynamic_batch else 8)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from greitpose.backends import Backend, load_backend
+from greitpose.models import get_config
 from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, YoloDetector
 from greitpose.pose import TopDown
 from greitpose.results import Poses
@@ -23,6 +25,17 @@ def default_weights_name(model: str, input_size: tuple[int, int], backend: str) 
     return f"{model}-coco-{input_size[0]}x{input_size[1]}{suffix}"
 
 
+def pose_weights(model: str | None, weights: str | os.PathLike[str] | None, input_size: tuple[int, int],
+                 backend: str = "torch") -> tuple[Path, str | None]:
+    """The weights file to load and the model name it must hold (when the user named one).
+
+    Without `weights`, the file is looked up by the model's default name.
+    """
+    expect = get_config(model).name if model else None
+    name = weights or default_weights_name(expect or DEFAULT_MODEL, input_size, backend)
+    return find_weights(name, "pose weights"), expect
+
+
 class PoseEstimator:
     """Image(s) in (BGR numpy arrays), `Poses` out.
 
@@ -30,16 +43,15 @@ class PoseEstimator:
     >>> poses = est(cv2.imread("people.jpg"))   # poses.keypoints: (N, 17, 2)
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, weights: str | os.PathLike[str] | None = None,
+    def __init__(self, model: str | None = None, weights: str | os.PathLike[str] | None = None,
                  detector: str | Detector | None = DEFAULT_DETECTOR, backend: str | Backend = "torch",
                  device: str | None = None, half: bool | None = None, flip: bool = True,
                  det_conf: float = 0.25, det_iou: float = 0.7, max_people: int = 100,
                  track: bool = False, smooth: bool = False, download: bool = False,
                  input_size: tuple[int, int] = (256, 192)) -> None:
         if isinstance(backend, str):
-            name = weights or default_weights_name(model, input_size, backend)
-            path = find_weights(name, "pose weights")
-            backend = load_backend(path, backend, device, half, expect_model=None if weights else model)
+            path, expect = pose_weights(model, weights, input_size, backend)
+            backend = load_backend(path, backend, device, half, expect_model=expect)
         self.backend: Backend = backend
         self.topdown = TopDown(backend, flip=flip)
         track = track or smooth

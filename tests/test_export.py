@@ -1,0 +1,105 @@
+"""export: ONNX files with metadata and PyTorch parity; the onnx backend; the benchmark command."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from greitpose import checkpoint
+from greitpose.backends import OnnxBackend, load_backend
+from greitpose.benchmark import realistic_model
+from greitpose.export import export_onnx, parity_check, sample_crops
+
+from conftest import DATA, run_cli
+
+
+@pytest.fixture(scope="module")
+def trained_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A greit-hrnet-18 checkpoint with realistic activations (random weights give ~0 heatmaps)."""
+    path = tmp_path_factory.mktemp("w") / "g18.pt"
+    return checkpoint.save(realistic_model("greit-hrnet-18", (256, 192)), path)
+
+
+def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_like: Path) -> None:
+    images = DATA / "coco-tiny"
+    args = ["export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "g18.onnx"),
+            "--dynamic-batch"] + (["--images", str(images)] if images.is_dir() else [])
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    diff = float(re.search(r"max \|heatmap diff\| ([0-9.e+-]+)", result.stderr).group(1))
+    assert diff <= 1e-4
+    proto = onnx.load(str(tmp_path / "g18.onnx"))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["model"] == "greit-hrnet-18" and props["num_keypoints"] == "17"
+    assert props["input_size"] == "256x192" and json.loads(props["flip_pairs"])[0] == [1, 2]
+    assert json.loads(props["mean"]) == list(checkpoint.IMAGENET_MEAN)
+    backend = OnnxBackend(tmp_path / "g18.onnx")
+    assert backend.config.name == "greit-hrnet-18" and backend.keypoints.name == "coco"
+
+
+def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
+    model = realistic_model("greit-hrnet-30", (256, 192))
+    path = export_onnx(model, tmp_path / "g30.onnx", batch=4)
+    parity = parity_check(model, path, sample_crops(model, None, count=4))
+    assert parity.max_heatmap_diff <= 1e-4
+    assert parity.max_keypoint_px <= 4.0  # at most one heatmap pixel on near-ties
+
+
+def test_int8_quantization_reports_its_accuracy_change(tmp_path: Path, trained_like: Path) -> None:
+    result = run_cli("export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "m.onnx"),
+                     "--int8")
+    assert result.returncode == 0, result.stderr
+    assert "int8 accuracy change" in result.stderr
+    assert (tmp_path / "m-int8.onnx").is_file()
+    q = OnnxBackend(tmp_path / "m-int8.onnx")
+    assert q.config.name == "greit-hrnet-18"
+
+
+def test_onnx_backend_matches_torch_in_the_pipeline(tmp_path: Path, trained_like: Path) -> None:
+    from greitpose.detect import GivenBoxes
+    from greitpose.estimator import PoseEstimator
+    from greitpose.results import Detections
+
+    model = checkpoint.load(trained_like)
+    onnx_path = export_onnx(model, tmp_path / "m.onnx", dynamic_batch=True)
+    import cv2
+
+    noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    image = cv2.GaussianBlur(noise, (0, 0), 5)  # image-like statistics, not pixel noise
+    boxes = np.array([[20, 20, 200, 280], [210, 30, 390, 290]], np.float32)
+    results = []
+    for weights in (trained_like, onnx_path):
+        est = PoseEstimator(backend=load_backend(weights, device="cpu"),
+                            detector=GivenBoxes(lambda i: Detections(boxes, np.ones(2))))
+        results.append(est(image))
+    assert np.allclose(results[0].keypoint_scores, results[1].keypoint_scores, atol=1e-4)
+    assert np.abs(results[0].keypoints - results[1].keypoints).max() <= 5.0
+
+
+def test_export_checks_the_model_and_leaves_no_partial_file(tmp_path: Path, trained_like: Path) -> None:
+    result = run_cli("export", "--onnx", "--weights", str(trained_like), "--model", "greit-hrnet-30",
+                     "--out", str(tmp_path / "x.onnx"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "holds weights for 'greit-hrnet-18', not 'greit-hrnet-30'" in result.stderr
+    (tmp_path / "file").write_text("")
+    result = run_cli("export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "file" / "x.onnx"))
+    assert result.returncode != 0 and "cannot write to" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.onnx")) and not list(tmp_path.rglob("*partial*"))
+
+
+def test_benchmark_writes_a_report(tmp_path: Path) -> None:
+    result = run_cli("benchmark", "--models", "lite-hrnet-18", "--batches", "1,2", "--seconds", "0.05",
+                     "--frames", "2", "--people", "2", "--train-batch", "2", "--json", str(tmp_path / "b.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "b.json").read_text())
+    rows = {(r["backend"], r["batch"]) for r in report["latency"]}
+    assert rows == {("torch", 1), ("torch", 2), ("onnx", 1), ("onnx", 2)}
+    assert all(r["ms_per_crop"] > 0 for r in report["latency"])
+    assert {r["backend"] for r in report["end_to_end"]} == {"torch", "onnx"}
+    assert report["training"][0]["images_per_s"] > 0 and report["peak_rss_mb"] > 0
+    assert "ms/crop" in result.stdout
