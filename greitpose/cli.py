@@ -291,6 +291,56 @@ def benchmark(
         writer.commit()
 
 
+def _opt(help_text: str):  # noqa: ANN202 - a typer Option whose "not given" is None
+    return typer.Option(help=help_text)
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/TOML/JSON file of settings (flags override it).")] = None,
+    dataset: Annotated[Optional[str], _opt("coco (any COCO-format keypoint set) or mpii.")] = None,
+    train_ann: Annotated[Optional[str], _opt("Training annotations (COCO json or MPII json).")] = None,
+    train_images: Annotated[Optional[str], _opt("Training image folder (default: beside the annotations).")] = None,
+    val_ann: Annotated[Optional[str], _opt("COCO-format validation annotations for periodic AP.")] = None,
+    val_images: Annotated[Optional[str], _opt("Validation image folder.")] = None,
+    val_boxes: Annotated[Optional[str], _opt("Validation person detections (COCO results); default GT boxes.")] = None,
+    flip_pairs: Annotated[Optional[str], _opt("Left/right keypoint pairs 'a,b;c,d' for own datasets.")] = None,
+    model: Annotated[Optional[str], _opt("Model name (default greit-hrnet-18).")] = None,
+    input_size: Annotated[Optional[str], _opt("HEIGHTxWIDTH (default 256x192).")] = None,
+    epochs: Annotated[Optional[int], _opt("Epochs (default 210).")] = None,
+    batch_size: Annotated[Optional[int], _opt("Batch per process (default 32).")] = None,
+    lr: Annotated[Optional[float], _opt("Peak learning rate (default 2e-3).")] = None,
+    min_lr: Annotated[Optional[float], _opt("Final learning rate (default 2e-5).")] = None,
+    schedule: Annotated[Optional[str], _opt("cosine or step (default cosine).")] = None,
+    lr_steps: Annotated[Optional[str], _opt("Epochs of x0.1 drops for the step schedule.")] = None,
+    warmup_steps: Annotated[Optional[int], _opt("Linear warm-up steps (default 500).")] = None,
+    sigma: Annotated[Optional[float], _opt("Gaussian target sigma in heatmap px (default 2).")] = None,
+    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Rotation, scale, flip, half-body.")] = None,
+    amp: Annotated[Optional[str], _opt("auto, bf16, fp16 or off (CUDA only).")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,
+    clip_grad: Annotated[Optional[float], _opt("Max gradient norm (0: off).")] = None,
+    ema: Annotated[Optional[float], _opt("EMA decay, e.g. 0.9998 (0: off).")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers (default 4).")] = None,
+    device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.")] = None,
+    seed: Annotated[Optional[int], _opt("Random seed.")] = None,
+    val_every: Annotated[Optional[int], _opt("Validate every N epochs.")] = None,
+    save_every_steps: Annotated[Optional[int], _opt("Keep a resumable state every N steps.")] = None,
+    max_steps: Annotated[Optional[int], _opt("Stop after N steps in all (0: no limit).")] = None,
+    log_every: Annotated[Optional[int], _opt("Log every N steps.")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Run folder (default runs/train).")] = None,
+    resume: Annotated[Optional[str], _opt("Resume from a state file (state.pt or state-stepN.pt).")] = None,
+) -> None:
+    """Train a pose model by the paper's recipe; runs under torchrun for several GPUs/processes."""
+    flags = {k: v for k, v in locals().items() if k not in ("config", "out_dir")}
+    flags["out"] = out_dir
+    from greitpose.train.config import resolve
+    from greitpose.train.loop import Trainer
+
+    settings = resolve(config, flags)
+    run_dir = Trainer(settings, console).run()
+    console.print(f"done: {run_dir / 'last.pt'}", highlight=False)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
     try:

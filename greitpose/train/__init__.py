@@ -1,0 +1,1 @@
+"""Training: datasets with augmentation, the training loop, distributed set-up."""

@@ -1,0 +1,113 @@
+"""Every training setting in one record: defaults < --config file < command-line flags.
+The resolved record is saved in the run folder, so a run can be repeated exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from greitpose.errors import GreitposeError
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "coco"  # coco (any COCO-format keypoint set) or mpii
+    train_ann: str = ""
+    train_images: str = ""
+    val_ann: str = ""  # COCO-format validation set for periodic AP (optional)
+    val_images: str = ""
+    val_boxes: str = ""  # detections for validation (COCO results); ground-truth boxes when empty
+    flip_pairs: str = ""  # 'a,b;c,d' for own datasets whose names do not say left/right
+    # model
+    model: str = "greit-hrnet-18"
+    input_size: str = "256x192"
+    # recipe (paper, DESIGN.md section 4)
+    epochs: int = 210
+    batch_size: int = 32  # per process
+    lr: float = 2e-3
+    min_lr: float = 2e-5
+    schedule: str = "cosine"  # cosine or step (x0.1 at lr_steps)
+    lr_steps: str = "170,200"
+    warmup_steps: int = 500
+    sigma: float = 2.0
+    augment: bool = True
+    rotation: float = 30.0
+    scale: float = 0.25
+    flip: bool = True
+    half_body: bool = True  # COCO-like sets only
+    # machinery
+    amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
+    channels_last: bool = False
+    clip_grad: float = 0.0  # max gradient norm; 0: off
+    ema: float = 0.0  # EMA decay (e.g. 0.9998); 0: off
+    workers: int = 4
+    device: str = "auto"
+    seed: int = 0
+    val_every: int = 10  # epochs
+    save_every_steps: int = 0  # also keep a resumable state every N steps; 0: only at epoch ends
+    max_steps: int = 0  # stop after this many steps in all (quick runs, tests); 0: no limit
+    log_every: int = 20  # steps
+    out: str = "runs/train"
+    resume: str = ""
+
+    def validate(self) -> None:
+        if self.dataset not in ("coco", "mpii"):
+            raise GreitposeError(f"unknown dataset '{self.dataset}' (coco or mpii)")
+        if not self.train_ann:
+            raise GreitposeError("training needs --train-ann (and --train-images)")
+        if self.schedule not in ("cosine", "step"):
+            raise GreitposeError(f"unknown schedule '{self.schedule}' (cosine or step)")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GreitposeError("epochs and batch size must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a .yaml/.yml/.toml/.json file; unknown keys are an error naming them."""
+    if not path.is_file():
+        raise GreitposeError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
+        raise GreitposeError(f"{path} is not valid {path.suffix[1:] or 'yaml'}: {err}") from None
+    if not isinstance(data, dict):
+        raise GreitposeError(f"{path} must hold a mapping of settings")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GreitposeError(f"{path}: unknown settings {', '.join(unknown)}")
+    return data
+
+
+def resolve(file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the file's settings, then the flags the user gave (None = not given)."""
+    values = read_config_file(file) if file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    for key, value in values.items():
+        if types[key] in ("int", "float") and isinstance(value, str):
+            raise GreitposeError(f"setting {key} must be a number, got '{value}'")
+    config = TrainConfig(**values)
+    config.validate()
+    return config
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,131 @@
+"""Training samples and their augmentation (rotation, scale, flip with pair swap, half-body),
+decoded in DataLoader workers. Every sample's randomness comes from (seed, epoch, index), so
+a run is reproducible whatever the number of workers and when resumed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from greitpose import codec
+from greitpose.datasets import load_coco, load_mpii, mpii_box
+from greitpose.errors import GreitposeError
+from greitpose.keypoints import MPII, KeypointSet
+from greitpose.pose import crop_people
+from greitpose.sources import read_image
+
+
+@dataclass
+class Sample:
+    image: Path
+    joints: np.ndarray  # (K, 2) image px
+    visible: np.ndarray  # (K,) 0/1
+    center: np.ndarray  # (2,)
+    scale: np.ndarray  # (2,) crop size in image px (aspect and padding applied)
+
+
+@dataclass(frozen=True)
+class Augment:
+    rotation: float = 30.0  # degrees: normal * rotation, clipped to +-2 rotation, on 60% of samples
+    scale: float = 0.25  # scale *= clip(1 + normal * scale, 1 - scale, 1 + scale)
+    flip: bool = True
+    half_body_prob: float = 0.3  # COCO: crop to the upper or lower body (when > 8 keypoints seen)
+    upper_body: tuple[int, ...] = tuple(range(11))  # COCO: face, shoulders, arms
+
+
+def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
+                 flip_pairs: tuple[tuple[int, int], ...] | None = None) -> tuple[list[Sample], KeypointSet]:
+    """Persons with at least one labelled keypoint; boxes clipped to the image as the
+    SimpleBaseline/HRNet protocol does. Every image file must exist."""
+    ds = load_coco(ann, images, flip_pairs)
+    h, w = input_size
+    samples = []
+    for image_id, im in ds.images.items():
+        for a in ds.persons(image_id, min_keypoints=1):
+            x, y, bw, bh = a["bbox"]
+            x1, y1 = max(0.0, x), max(0.0, y)
+            x2 = min((im.width or np.inf) - 1.0, x1 + max(0.0, bw - 1))
+            y2 = min((im.height or np.inf) - 1.0, y1 + max(0.0, bh - 1))
+            if x2 < x1 or y2 < y1:
+                continue
+            k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+            center, scale = codec.boxes_to_center_scale(np.array([[x1, y1, x2, y2]]), w / h)
+            samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0]))
+    return samples, ds.keypoints
+
+
+def mpii_samples(ann: Path, images: Path, input_size: tuple[int, int]) -> tuple[list[Sample], KeypointSet]:
+    """MPII people with the standard crop (center moved down 15 x scale px, side 1.25 x scale x 200)."""
+    h, w = input_size
+    samples = []
+    for p in load_mpii(ann, images):
+        center, scale = codec.boxes_to_center_scale(mpii_box(p)[None], w / h, padding=1.0)
+        samples.append(Sample(p.image, p.joints, (p.visible > 0).astype(np.float32), center[0], scale[0]))
+    return samples, MPII
+
+
+class TopDownDataset(Dataset):
+    """(crop, target heatmaps, target weights) for every sample, augmented when `augment` is set."""
+
+    def __init__(self, samples: list[Sample], keypoints: KeypointSet, input_size: tuple[int, int],
+                 mean: tuple, std: tuple, sigma: float = 2.0, augment: Augment | None = None,
+                 seed: int = 0) -> None:
+        if not samples:
+            raise GreitposeError("the training set has no person with a labelled keypoint")
+        self.samples, self.keypoints = samples, keypoints
+        self.input_size, self.mean, self.std, self.sigma = input_size, mean, std, sigma
+        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.flip_index = keypoints.flip_index()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _half_body(self, joints: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
+                   aug: Augment) -> tuple[np.ndarray, np.ndarray] | None:
+        upper = [j for j in aug.upper_body if j < len(joints) and visible[j] > 0]
+        lower = [j for j in range(len(joints)) if j not in aug.upper_body and visible[j] > 0]
+        chosen = upper if (rng.random() < 0.5 and len(upper) > 2) or len(lower) < 2 else lower
+        if len(chosen) < 2:
+            return None
+        pts = joints[chosen]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        h, w = self.input_size
+        center, scale = codec.boxes_to_center_scale(np.array([[*lo, *hi]]), w / h, padding=1.5)
+        return center[0], scale[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.samples[index]
+        image = read_image(s.image)
+        if image is None:
+            raise GreitposeError(f"cannot read training image {s.image}")
+        joints, visible = s.joints.copy(), s.visible.copy()
+        center, scale, rotation = s.center.copy(), s.scale.copy(), 0.0
+        aug = self.augment
+        if aug is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if aug.half_body_prob and visible.sum() > 8 and rng.random() < aug.half_body_prob:
+                half = self._half_body(joints, visible, rng, aug)
+                if half is not None:
+                    center, scale = half
+            scale = scale * np.clip(1 + rng.normal() * aug.scale, 1 - aug.scale, 1 + aug.scale)
+            if rng.random() <= 0.6:
+                rotation = float(np.clip(rng.normal() * aug.rotation, -2 * aug.rotation, 2 * aug.rotation))
+            if aug.flip and rng.random() < 0.5:
+                width = image.shape[1]
+                image = image[:, ::-1]
+                joints[:, 0] = width - 1 - joints[:, 0]
+                joints, visible = joints[self.flip_index], visible[self.flip_index]
+                center[0] = width - 1 - center[0]
+        h, w = self.input_size
+        crop = crop_people(np.ascontiguousarray(image), center[None], scale[None], (h, w), self.mean,
+                           self.std, rotation)[0]
+        hm = codec.image_to_heatmap(joints[None], center[None], scale[None], (w, h), (w // 4, h // 4), rotation)
+        target, weight = codec.generate_heatmaps(hm, visible[None], (w // 4, h // 4), self.sigma)
+        return torch.from_numpy(crop), torch.from_numpy(target[0]), torch.from_numpy(weight[0])

@@ -1,0 +1,51 @@
+"""torchrun / DistributedDataParallel set-up: NCCL on GPUs, gloo on CPUs, nothing when alone."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def setup(device: torch.device) -> World:
+    """Join the process group torchrun describes in the environment (if any)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(rank, size, local)
+
+
+def teardown(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def gather_floats(world: World, values: list[float]) -> list[list[float]]:
+    """Every rank's `values`, on every rank."""
+    if not world.distributed:
+        return [values]
+    out: list[list[float]] = [[] for _ in range(world.size)]
+    dist.all_gather_object(out, values)
+    return out

@@ -1,0 +1,269 @@
+"""The training loop: Adam with warm-up and cosine/step decay, MSE with target weights, AMP,
+EMA, clipping, periodic COCO validation, best/last checkpoints and exact resumption."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from greitpose import checkpoint
+from greitpose.backends import TorchBackend, resolve_device
+from greitpose.checkpoint import PoseModel
+from greitpose.datasets import parse_flip_pairs
+from greitpose.errors import GreitposeError
+from greitpose.models import get_config, parse_input_size
+from greitpose.train import distributed
+from greitpose.train.config import TrainConfig, save_config
+from greitpose.train.data import Augment, TopDownDataset, coco_samples, mpii_samples
+from greitpose.writers import ensure_writable
+
+STATE_FILE = "state.pt"
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """MSE over heatmaps, each keypoint's map weighted by its target weight (0 = unlabelled)."""
+    w = weight[:, :, None, None]
+    return 0.5 * ((pred.float() * w - target * w) ** 2).mean()
+
+
+def lr_factor(step: int, total: int, config: TrainConfig, steps_per_epoch: int) -> float:
+    """Multiplier of the base lr at `step`: linear warm-up, then cosine to min_lr or x0.1 steps."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return 0.001 + (1 - 0.001) * step / config.warmup_steps
+    floor = config.min_lr / config.lr
+    if config.schedule == "cosine":
+        progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    epoch = step // max(1, steps_per_epoch)
+    drops = sum(epoch >= int(m) for m in config.lr_steps.split(",") if m.strip())
+    return max(floor, 0.1**drops)
+
+
+def epoch_order(n: int, seed: int, epoch: int, world: distributed.World, batch: int) -> list[int]:
+    """This rank's sample indices for `epoch`: one shuffle shared by all ranks, dealt round-robin,
+    trimmed to whole batches on every rank."""
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    per_rank = (n // world.size) // batch * batch
+    if per_rank == 0:
+        raise GreitposeError(f"{n} training samples are too few for batch {batch} x {world.size} processes")
+    return order[world.rank::world.size][:per_rank]
+
+
+@dataclass
+class State:
+    epoch: int = 0
+    step: int = 0  # optimizer steps done
+    best_ap: float = -1.0
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    """Runs one training job as configured; rank 0 writes the run folder."""
+
+    def __init__(self, config: TrainConfig, console: Console | None = None) -> None:
+        self.cfg = config
+        self.console = console or Console(stderr=True)
+        self.device = resolve_device(config.device)
+        self.world = distributed.setup(self.device)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        size = parse_input_size(config.input_size)
+        ann, images = Path(config.train_ann), Path(config.train_images or Path(config.train_ann).parent)
+        if config.dataset == "mpii":
+            samples, keypoints = mpii_samples(ann, images, size)
+        else:
+            pairs = parse_flip_pairs(config.flip_pairs) if config.flip_pairs else None
+            samples, keypoints = coco_samples(ann, images, size, pairs)
+        self.model: PoseModel = checkpoint.new_model(get_config(config.model, keypoints.num_keypoints, size),
+                                                     keypoints)
+        augment = None
+        if config.augment:
+            half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
+            augment = Augment(config.rotation, config.scale, config.flip, half)
+        self.data = TopDownDataset(samples, keypoints, size, self.model.mean, self.model.std, config.sigma,
+                                   augment, config.seed)
+        self.steps_per_epoch = len(epoch_order(len(samples), 0, 0, self.world, config.batch_size)) // config.batch_size
+        self.total_steps = self.steps_per_epoch * config.epochs
+        net = self.model.network.to(self.device)
+        if config.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
+            if self.world.distributed else net
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, self.total_steps, config, self.steps_per_epoch))
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = copy.deepcopy(self.model.network).eval() if config.ema else None
+        self.state = State()
+        self.out = Path(config.out)
+        if self.world.main:
+            ensure_writable(self.out, is_dir=True)
+            save_config(config, self.out / "config.yaml")
+        if config.resume:
+            self._load_state(Path(config.resume))
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if self.device.type != "cuda" or self.cfg.amp == "off":
+            return None
+        if self.cfg.amp == "fp16" or (self.cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def _weights(self) -> PoseModel:
+        net = self.ema if self.ema is not None else self.model.network
+        return PoseModel(net, self.model.config, self.model.keypoints, self.model.mean, self.model.std)
+
+    def _save_state(self, path: Path) -> None:
+        if not self.world.main:
+            return
+        record = {"model": self.model.network.state_dict(), "optimizer": self.opt.state_dict(),
+                  "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                  "ema": self.ema.state_dict() if self.ema is not None else None,
+                  "state": self.state.__dict__, "rng": _rng_state(), "config": self.cfg.to_dict()}
+        tmp = path.with_name(path.name + ".partial")
+        torch.save(record, tmp)
+        tmp.replace(path)
+
+    def _load_state(self, path: Path) -> None:
+        if not path.is_file():
+            raise GreitposeError(f"resume state {path} does not exist")
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=False)
+            self.model.network.load_state_dict(record["model"])
+            self.opt.load_state_dict(record["optimizer"])
+            self.sched.load_state_dict(record["scheduler"])
+            self.scaler.load_state_dict(record["scaler"])
+        except (KeyError, RuntimeError, ValueError, EOFError) as err:
+            raise GreitposeError(f"{path} is not a resumable state of this run ({type(err).__name__})") from None
+        if self.ema is not None and record.get("ema"):
+            self.ema.load_state_dict(record["ema"])
+        self.state = State(**record["state"])
+        _set_rng_state(record["rng"])
+
+    # --- validation ------------------------------------------------------------------------
+    def validate(self) -> dict[str, float] | None:
+        if not self.cfg.val_ann or not self.world.main:
+            return None
+        from greitpose.evaluation.runner import CocoOptions, evaluate_coco
+
+        backend = TorchBackend(copy.deepcopy(self._weights()), str(self.device), half=False)
+        options = CocoOptions(images=Path(self.cfg.val_images) if self.cfg.val_images else None,
+                              ann=Path(self.cfg.val_ann),
+                              boxes=Path(self.cfg.val_boxes) if self.cfg.val_boxes else None)
+        return evaluate_coco(backend, options, console=self.console).metrics
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.world.main:
+            with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _step(self, crops: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> float:
+        crops = crops.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        target, weight = target.to(self.device, non_blocking=True), weight.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            loss = weighted_mse(self.net(crops), target, weight)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for e, p in zip(self.ema.state_dict().values(), self.model.network.state_dict().values()):
+                    e.copy_(e * self.cfg.ema + p.detach() * (1 - self.cfg.ema) if e.is_floating_point() else p)
+        return float(loss.detach())
+
+    def run(self) -> Path:
+        cfg, world = self.cfg, self.world
+        limit = cfg.max_steps or self.total_steps
+        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      TimeRemainingColumn(), console=self.console,
+                      disable=not (world.main and self.console.is_terminal)) as progress:
+            task = progress.add_task("train", total=min(limit, self.total_steps), completed=self.state.step, info="")
+            while self.state.epoch < cfg.epochs and self.state.step < limit:
+                epoch = self.state.epoch
+                self.data.set_epoch(epoch)
+                done = self.state.step - epoch * self.steps_per_epoch
+                order = epoch_order(len(self.data), cfg.seed, epoch, world, cfg.batch_size)[done * cfg.batch_size:]
+                loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=order, num_workers=cfg.workers,
+                                    pin_memory=self.device.type == "cuda", drop_last=True,
+                                    persistent_workers=False)
+                self.net.train()
+                started, seen = time.perf_counter(), 0
+                for crops, target, weight in loader:
+                    loss = self._step(crops, target, weight)
+                    self.state.step += 1
+                    seen += len(crops) * world.size
+                    if self.state.step % cfg.log_every == 0 or self.state.step == limit:
+                        rate = seen / max(time.perf_counter() - started, 1e-9)
+                        self._log({"step": self.state.step, "epoch": epoch, "loss": loss,
+                                   "lr": self.opt.param_groups[0]["lr"], "images_per_s": round(rate, 2)})
+                        progress.update(task, info=f"epoch {epoch} loss {loss:.3g} {rate:.0f} img/s")
+                    progress.update(task, completed=self.state.step)
+                    if cfg.save_every_steps and self.state.step % cfg.save_every_steps == 0:
+                        self._save_state(self.out / f"state-step{self.state.step}.pt")
+                    if self.state.step >= limit:
+                        break
+                if self.state.step - epoch * self.steps_per_epoch >= self.steps_per_epoch:
+                    self.state.epoch += 1
+                    self._end_epoch()
+        self._finish()
+        return self.out
+
+    def _end_epoch(self) -> None:
+        epoch = self.state.epoch
+        if self.cfg.val_ann and (epoch % self.cfg.val_every == 0 or epoch == self.cfg.epochs):
+            metrics = self.validate()
+            if metrics is not None:
+                self._log({"step": self.state.step, "epoch": epoch - 1, "val": metrics})
+                if metrics["AP"] > self.state.best_ap:
+                    self.state.best_ap = metrics["AP"]
+                    if self.world.main:
+                        checkpoint.save(self._weights(), self.out / "best.pt",
+                                        extra={"epoch": epoch, "val": metrics})
+        if self.world.main:
+            checkpoint.save(self._weights(), self.out / "last.pt", extra={"epoch": epoch, "step": self.state.step})
+        self._save_state(self.out / STATE_FILE)
+
+    def _finish(self) -> None:
+        if self.world.main:
+            checkpoint.save(self._weights(), self.out / "last.pt", extra={"step": self.state.step})
+        self._save_state(self.out / STATE_FILE)
+        params = [p.detach().double().cpu() for p in self.model.network.parameters()]
+        fingerprint = [float(sum(p.sum() for p in params)), float(sum((p * p).sum() for p in params))]
+        self._log({"event": "end", "step": self.state.step,
+                   "rank_fingerprints": distributed.gather_floats(self.world, fingerprint)})
+        distributed.teardown(self.world)

@@ -1,0 +1,149 @@
+"""train: overfitting, distributed runs, exact resumption, config files, broken data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from greitpose import checkpoint, codec
+from greitpose.errors import GreitposeError
+from greitpose.keypoints import COCO
+from greitpose.train.config import resolve
+from greitpose.train.loop import Trainer
+
+from conftest import REPO, run_cli
+
+
+def make_dataset(root: Path, n: int = 4, seed: int = 0) -> Path:
+    """n 128x96 images, one person each: 17 coloured dots (learnable keypoints), COCO format."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    colors = [tuple(int(c) for c in rng.integers(60, 255, 3)) for _ in range(17)]
+    images, anns = [], []
+    for i in range(n):
+        img = np.full((128, 96, 3), 20, np.uint8)
+        pts = np.stack([rng.uniform(28, 68, 17), rng.uniform(24, 104, 17)], 1)
+        for k, (x, y) in enumerate(pts):
+            cv2.circle(img, (int(round(x)), int(round(y))), 2, colors[k], -1)
+        cv2.imwrite(str(root / f"{i}.png"), img)
+        images.append({"id": i, "file_name": f"{i}.png", "width": 96, "height": 128})
+        (x1, y1), (x2, y2) = pts.min(0) - 4, pts.max(0) + 4
+        anns.append({"id": i + 1, "image_id": i, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                     "area": float((x2 - x1) * (y2 - y1)), "iscrowd": 0, "num_keypoints": 17,
+                     "keypoints": np.concatenate([pts, np.full((17, 1), 2)], 1).reshape(-1).tolist()})
+    data = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO.names), "skeleton": []}]}
+    (root / "ann.json").write_text(json.dumps(data))
+    return root / "ann.json"
+
+
+def _losses(run: Path) -> dict[int, float]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in lines if "loss" in r}
+
+
+def test_overfits_a_handful_of_people(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data")
+    cfg = resolve(None, dict(train_ann=str(ann), input_size="128x96", batch_size=4, max_steps=150,
+                             epochs=1000, warmup_steps=0, augment=False, workers=0, log_every=1,
+                             out=str(tmp_path / "run"), device="cpu"))
+    Trainer(cfg).run()
+    losses = _losses(tmp_path / "run")
+    first, last = np.mean([losses[s] for s in (1, 2, 3)]), np.mean([losses[s] for s in (148, 149, 150)])
+    assert first / last >= 5
+    model = checkpoint.load(tmp_path / "run" / "last.pt")
+    from greitpose.backends import TorchBackend
+    from greitpose.pose import TopDown
+    from greitpose.results import Detections
+
+    data = json.loads(ann.read_text())
+    topdown = TopDown(TorchBackend(model, "cpu"), flip=False)
+    errors = []
+    for im, a in zip(data["images"], data["annotations"]):
+        x, y, w, h = a["bbox"]
+        image = cv2.imread(str(ann.parent / im["file_name"]))
+        poses = topdown([image], [Detections(np.array([[x, y, x + w, y + h]], np.float32), np.ones(1))])[0]
+        truth = np.asarray(a["keypoints"]).reshape(-1, 3)[:, :2]
+        errors.append(np.linalg.norm(poses.keypoints[0] - truth, axis=1))
+    assert np.median(errors) <= 3.0, np.median(errors)
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data", n=8)
+    base = dict(train_ann=str(ann), input_size="64x64", batch_size=4, epochs=10, warmup_steps=2, workers=0,
+                log_every=1, device="cpu", save_every_steps=3)
+    Trainer(resolve(None, {**base, "max_steps": 5, "out": str(tmp_path / "full")})).run()
+    Trainer(resolve(None, {**base, "max_steps": 4, "out": str(tmp_path / "part"),
+                           "resume": str(tmp_path / "full" / "state-step3.pt")})).run()
+    full, part = _losses(tmp_path / "full"), _losses(tmp_path / "part")
+    assert set(part) == {4}  # resumed at step 3 (mid-epoch: 2 steps per epoch)
+    assert part[4] == pytest.approx(full[4], rel=1e-6, abs=1e-9)
+
+
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data", n=8)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "greitpose", "train", "--train-ann", str(ann), "--input-size", "64x64", "--batch-size", "2",
+           "--max-steps", "3", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ddp"), "--log-every", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    end = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()][-1]
+    a, b = end["rank_fingerprints"]
+    assert end["step"] == 3 and a == b
+
+
+def test_config_file_is_recorded_and_flags_override(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"train_ann": str(ann), "input_size": "64x64", "batch_size": 2,
+                                                     "lr": 0.001, "workers": 0, "device": "cpu"}))
+    result = run_cli("train", "--config", str(tmp_path / "c.yaml"), "--max-steps", "1", "--lr", "0.0005",
+                     "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["lr"] == 0.0005 and saved["batch_size"] == 2 and saved["epochs"] == 210
+    assert checkpoint.load(tmp_path / "run" / "last.pt").config.input_size == (64, 64)
+    (tmp_path / "bad.toml").write_text('learning_rate = 0.1\n')
+    result = run_cli("train", "--config", str(tmp_path / "bad.toml"))
+    assert result.returncode != 0 and "unknown settings learning_rate" in result.stderr
+
+
+def test_broken_data_is_named_before_training(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data")
+    (tmp_path / "data" / "2.png").unlink()
+    result = run_cli("train", "--train-ann", str(ann), "--out", str(tmp_path / "run"), "--device", "cpu")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "image 2.png (id 2)" in result.stderr and "missing" in result.stderr
+    assert not (tmp_path / "run" / "last.pt").exists()
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GreitposeError, match="bad.json is not valid JSON"):
+        Trainer(resolve(None, dict(train_ann=str(tmp_path / "bad.json"), device="cpu")))
+
+
+def test_augmented_targets_follow_the_keypoints(tmp_path: Path) -> None:
+    """Flip, rotation and scale move image and targets together: the decoded target maps back
+    onto the labelled keypoint (with flip, onto its left/right partner's label)."""
+    from greitpose.train.data import Augment, TopDownDataset, coco_samples
+
+    ann = make_dataset(tmp_path / "data", n=2)
+    samples, kset = coco_samples(ann, ann.parent, (128, 96))
+    ds = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        crop, target, weight = ds[0]
+        assert crop.shape == (3, 128, 96) and target.shape == (17, 32, 24)
+        coords, _ = codec.decode_heatmaps(target.numpy()[None])
+        visible = weight.numpy() > 0
+        assert visible.sum() >= 10
+        # the crop's colour at each decoded target is the keypoint's dot colour, not background
+        pix = crop.numpy().transpose(1, 2, 0)
+        xy = np.clip(np.round(coords[0] * 4).astype(int), 0, [95, 127])
+        assert (pix[xy[visible, 1], xy[visible, 0]].max(axis=1) > 40).mean() > 0.7
