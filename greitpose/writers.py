@@ -100,16 +100,18 @@ def ffmpeg_exe() -> str | None:
 
 
 class VideoFile:
-    """An mp4 (or other OpenCV container) written under a temporary name.
+    """A video written under a temporary name.
 
-    `commit(audio_from=source)` keeps the source's audio when ffmpeg is available; the note it
-    returns says what happened to the audio.
+    OpenCV writes MPEG-4 Part 2; on `commit`, when an ffmpeg binary is available, an mp4 is
+    re-encoded to H.264 (plays in browsers) and the source's audio, if any, is copied in. The
+    note `commit` returns says what could not be done.
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         ensure_writable(path)
         self.path, self.tmp = path, partial_path(path)
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        self.mp4 = path.suffix.lower() in (".mp4", ".m4v", ".mov")
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.mp4 else "MJPG"))
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, fps, size)
         if not self.writer.isOpened():
             self.tmp.unlink(missing_ok=True)
@@ -123,24 +125,27 @@ class VideoFile:
         self.writer.write(frame)
         self.frames += 1
 
+    def _finish_with_ffmpeg(self, audio_from: str | None) -> str:
+        exe = ffmpeg_exe()
+        if exe is None:
+            return "no ffmpeg binary (pip install imageio-ffmpeg): video left as MPEG-4 Part 2" + (
+                ", audio not kept" if audio_from else "")
+        final = self.tmp.with_name(self.tmp.stem + ".h264" + self.tmp.suffix)
+        cmd = [exe, "-y", "-loglevel", "error", "-i", str(self.tmp)]
+        if audio_from:
+            cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac"]
+        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(final)]
+        done = subprocess.run(cmd, capture_output=True, timeout=3600)
+        if done.returncode != 0 or not final.is_file():
+            final.unlink(missing_ok=True)
+            return "ffmpeg could not re-encode the video: left as MPEG-4 Part 2" + (
+                ", audio not kept" if audio_from else "")
+        os.replace(final, self.tmp)
+        return ""
+
     def commit(self, audio_from: str | None = None) -> str:
         self.writer.release()
-        note = ""
-        if audio_from is not None:
-            exe = ffmpeg_exe()
-            if exe is None:
-                note = "audio not kept: no ffmpeg binary (pip install imageio-ffmpeg)"
-            else:
-                muxed = self.tmp.with_name(self.tmp.stem + ".audio" + self.tmp.suffix)
-                cmd = [exe, "-y", "-loglevel", "error", "-i", str(self.tmp), "-i", audio_from,
-                       "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-shortest",
-                       str(muxed)]
-                done = subprocess.run(cmd, capture_output=True, timeout=600)
-                if done.returncode == 0 and muxed.is_file():
-                    os.replace(muxed, self.tmp)
-                else:
-                    muxed.unlink(missing_ok=True)
-                    note = "audio not kept: ffmpeg could not copy it"
+        note = self._finish_with_ffmpeg(audio_from) if self.mp4 else ""
         os.replace(self.tmp, self.path)
         return note
 

@@ -196,3 +196,22 @@ def test_track_ids_are_carried_into_results_and_smoothing() -> None:
     frames = est.process([_image(), _image(seed=2)], times=[0.0, 0.1])
     assert [f.people()[0]["track_id"] for f in frames] == [3, 3]
     assert 3 in est.smoother.filters
+
+
+def test_video_keeps_the_source_audio(tmp_path: Path, random_checkpoint: Path) -> None:
+    import subprocess
+
+    from greitpose.writers import ffmpeg_exe
+
+    exe = ffmpeg_exe()
+    if exe is None:
+        pytest.skip("no ffmpeg binary to make a video with sound")
+    src = tmp_path / "talk.mp4"
+    subprocess.run([exe, "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+                    "-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", str(src)], check=True)
+    result = _cli(random_checkpoint, str(src), "--out", str(tmp_path / "out.mp4"))
+    assert result.returncode == 0, result.stderr
+    probe = subprocess.run([exe, "-hide_banner", "-i", str(tmp_path / "out.mp4")], capture_output=True, text=True)
+    assert "Audio: aac" in probe.stderr and "Video: h264" in probe.stderr
+    assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 10
