@@ -102,6 +102,15 @@ def infer(
     console.print(summary.line(), highlight=False, soft_wrap=True)
 
 
+def _write_json(path: Path, data: dict) -> None:
+    """Write `data` as indented JSON, atomically."""
+    from greitpose.writers import AtomicText
+
+    writer = AtomicText(path)
+    writer.write(json.dumps(data, indent=2))
+    writer.commit()
+
+
 def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Table:
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
@@ -147,6 +156,10 @@ def evaluate(
     for given in (boxes, ann):
         if given is not None and not given.is_file():
             raise GreitposeError(f"{given} does not exist")
+    if json_path is not None:
+        from greitpose.writers import ensure_writable
+
+        ensure_writable(json_path)
     size = parse_input_size(input_size)
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
@@ -165,11 +178,7 @@ def evaluate(
         out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)",
                                result.metrics))
     if json_path is not None:
-        from greitpose.writers import AtomicText
-
-        writer = AtomicText(json_path)
-        writer.write(json.dumps(result.to_dict(), indent=2))
-        writer.commit()
+        _write_json(json_path, result.to_dict())
 
 
 @app.command()
@@ -284,11 +293,7 @@ def benchmark(
         memory += f", {report.peak_cuda_mb:.0f} MB CUDA"
     out.print(memory)
     if json_path is not None:
-        from greitpose.writers import AtomicText
-
-        writer = AtomicText(json_path)
-        writer.write(json.dumps(report.to_dict(), indent=2))
-        writer.commit()
+        _write_json(json_path, report.to_dict())
 
 
 def _opt(help_text: str):  # noqa: ANN202 - a typer Option whose "not given" is None

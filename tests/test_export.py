@@ -103,3 +103,21 @@ def test_benchmark_writes_a_report(tmp_path: Path) -> None:
     assert {r["backend"] for r in report["end_to_end"]} == {"torch", "onnx"}
     assert report["training"][0]["images_per_s"] > 0 and report["peak_rss_mb"] > 0
     assert "ms/crop" in result.stdout
+
+
+def test_detector_export_and_an_all_onnx_pipeline(tmp_path: Path, trained_like: Path) -> None:
+    """An untrained YOLO (built offline from its yaml) exports through Ultralytics; infer then
+    runs with both models as ONNX files."""
+    import cv2
+    from ultralytics import YOLO
+
+    YOLO("yolo11n.yaml").save(str(tmp_path / "det.pt"))
+    result = run_cli("export", "--detector", str(tmp_path / "det.pt"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "det.onnx").is_file()
+    pose = export_onnx(checkpoint.load(trained_like), tmp_path / "pose.onnx", dynamic_batch=True)
+    cv2.imwrite(str(tmp_path / "img.jpg"), np.full((240, 320, 3), 90, np.uint8))
+    result = run_cli("infer", str(tmp_path / "img.jpg"), "--backend", "onnx", "--weights", str(pose),
+                     "--detector", str(tmp_path / "det.onnx"), "--json", str(tmp_path / "r.json"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r.json").read_text()) == []  # an untrained detector finds no one
