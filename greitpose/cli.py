@@ -200,7 +200,13 @@ def export(
     """Export to ONNX with metadata, then check parity with PyTorch."""
     from greitpose import checkpoint
     from greitpose.estimator import pose_weights
-    from greitpose.export import export_detector, export_onnx, parity_check, quantize_int8, sample_crops
+    from greitpose.export import (
+        export_detector,
+        export_onnx,
+        parity_check,
+        quantize_int8,
+        sample_crops,
+    )
     from greitpose.models import parse_input_size
     from greitpose.weights import find_weights
 

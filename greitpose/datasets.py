@@ -224,7 +224,6 @@ def load_mpii(ann_file: Path, image_dir: Path, check_images: bool = True) -> lis
 def mpii_box(person: MpiiPerson) -> np.ndarray:
     """The standard MPII crop as a box: center moved 15 x scale px down, side 1.25 x scale x 200."""
     cx, cy = person.center
-    if cx != -2:  # -1 in the 1-based file marks a missing center
-        cy = cy + 15 * person.scale
+    cy = cy + 15 * person.scale
     half = person.scale * 1.25 * 200 / 2
     return np.array([cx - half, cy - half, cx + half, cy + half])

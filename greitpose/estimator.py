@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from greitpose.backends import Backend, load_backend
-from greitpose.models import get_config
 from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, YoloDetector
+from greitpose.keypoints import KeypointSet
+from greitpose.models import get_config
 from greitpose.pose import TopDown
 from greitpose.results import Poses
 from greitpose.smoothing import TrackSmoother
@@ -65,7 +66,8 @@ class PoseEstimator:
         self.smoother = TrackSmoother() if smooth else None
 
     @property
-    def keypoints(self):
+    def keypoints(self) -> KeypointSet:
+        """What the output channels mean (names, flip pairs, skeleton)."""
         return self.backend.keypoints
 
     def process(self, images: Sequence[np.ndarray], times: Sequence[float] | None = None) -> list[Poses]:

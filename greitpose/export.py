@@ -74,7 +74,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
     """Static int8 (QDQ, per-channel) quantization calibrated on real crops; metadata kept."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     dim = onnx.load(str(src), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
     step = dim.dim_value or 1  # a fixed batch must be fed whole

@@ -8,13 +8,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from greitpose.draw import DrawStyle, draw_poses
-from greitpose.estimator import PoseEstimator
 from greitpose.errors import GreitposeError
-from greitpose.sources import IMAGE_SUFFIXES, Frame, ImageSource, Source, VideoSource, open_source
-from greitpose.writers import JsonArray, JsonLines, VideoFile, ensure_writable, write_image
+from greitpose.estimator import PoseEstimator
+from greitpose.sources import (
+    IMAGE_SUFFIXES,
+    Frame,
+    ImageSource,
+    Source,
+    VideoSource,
+    open_source,
+)
+from greitpose.writers import (
+    JsonArray,
+    JsonLines,
+    VideoFile,
+    ensure_writable,
+    write_image,
+)
 
 
 @dataclass

@@ -62,12 +62,17 @@ class TopDown:
         plain, mirrored = both[: len(crops)], both[len(crops):]
         return (plain + codec.flip_heatmaps(mirrored, self.flip_index)) / 2
 
-    def __call__(self, images: Sequence[np.ndarray], detections: Sequence[Detections]) -> list[Poses]:
-        """Pose of every detected person in every image, in one batched forward pass."""
+    def __call__(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
+                 padding: float | None = None) -> list[Poses]:
+        """Pose of every detected person in every image, in one batched forward pass.
+
+        `padding` overrides the box padding (e.g. 1.0 for crops that are padded already).
+        """
         h, w = self.input_size
+        pad = self.padding if padding is None else padding
         centers, scales, crops = [], [], []
         for image, det in zip(images, detections):
-            center, scale = codec.boxes_to_center_scale(det.boxes, w / h, self.padding)
+            center, scale = codec.boxes_to_center_scale(det.boxes, w / h, pad)
             centers.append(center)
             scales.append(scale)
             crops.append(crop_people(image, center, scale, (h, w), self.backend.mean, self.backend.std))

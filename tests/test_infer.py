@@ -215,3 +215,11 @@ def test_video_keeps_the_source_audio(tmp_path: Path, random_checkpoint: Path) -
     probe = subprocess.run([exe, "-hide_banner", "-i", str(tmp_path / "out.mp4")], capture_output=True, text=True)
     assert "Audio: aac" in probe.stderr and "Video: h264" in probe.stderr
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 10
+
+
+def test_package_exposes_the_api() -> None:
+    import greitpose
+
+    assert greitpose.PoseEstimator is PoseEstimator and greitpose.Poses is Poses
+    with pytest.raises(AttributeError):
+        greitpose.NoSuchThing  # noqa: B018

@@ -64,20 +64,16 @@ def predict(people: Sequence[MpiiPerson], topdown: TopDown, batch: int = 16,
         raise GreitposeError(f"MPII needs a 16-keypoint model, this one has "
                              f"{topdown.backend.config.num_keypoints}")
     out = []
-    padding, topdown.padding = topdown.padding, 1.0
-    try:
-        for start in range(0, len(people), batch):
-            chunk = people[start:start + batch]
-            images = []
-            for p in chunk:
-                image = read_image(p.image)
-                if image is None:
-                    raise GreitposeError(f"cannot read image {p.image}")
-                images.append(image)
-            dets = [Detections(mpii_box(p)[None].astype(np.float32), np.ones(1, np.float32)) for p in chunk]
-            out.extend(poses.keypoints[0] for poses in topdown(images, dets))
-            if advance:
-                advance(len(chunk))
-    finally:
-        topdown.padding = padding
+    for start in range(0, len(people), batch):
+        chunk = people[start:start + batch]
+        images = []
+        for p in chunk:
+            image = read_image(p.image)
+            if image is None:
+                raise GreitposeError(f"cannot read image {p.image}")
+            images.append(image)
+        dets = [Detections(mpii_box(p)[None].astype(np.float32), np.ones(1, np.float32)) for p in chunk]
+        out.extend(poses.keypoints[0] for poses in topdown(images, dets, padding=1.0))
+        if advance:
+            advance(len(chunk))
     return np.stack(out) if out else np.zeros((0, 16, 2))

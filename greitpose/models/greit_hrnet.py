@@ -10,9 +10,9 @@ from torch import nn
 
 from greitpose.models.config import ModelConfig
 from greitpose.models.layers import (
+    ChannelShuffle,
     GlobalSpatialWeighting,
     GroupedChannelWeighting,
-    ChannelShuffle,
     ResolutionWeighting,
     SpatialWeighting,
     Stem,
