@@ -8,17 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
+from greitpose.progress import progress_bar
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
@@ -110,10 +104,8 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
         if max_frames:
             total = min(total or max_frames, max_frames)
         started = time.perf_counter()
-        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                      MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                      console=console, transient=False, disable=not console.is_terminal) as progress:
-            task = progress.add_task(f"pose {source}", total=total, rate="")
+        with progress_bar(console) as progress:
+            task = progress.add_task(f"pose {source}", total=total, info="")
             frames = (f for f in src if max_frames is None or f.index < max_frames)
             for chunk in _chunks(frames, 1 if show else batch_frames):
                 poses = estimator.process([f.image for f in chunk], [f.time for f in chunk])
@@ -138,7 +130,7 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
                             max_frames = frame.index
                 elapsed = time.perf_counter() - started
                 progress.update(task, advance=len(chunk),
-                                rate=f"{summary.frames / max(elapsed, 1e-9):.1f} fps, "
+                                info=f"{summary.frames / max(elapsed, 1e-9):.1f} fps, "
                                      f"{summary.people / max(summary.frames, 1):.1f} people/frame")
                 if max_frames is not None and summary.frames >= max_frames:
                     break

@@ -9,19 +9,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from greitpose.backends import Backend
 from greitpose.datasets import find_coco_files, load_coco, load_detections, load_mpii
 from greitpose.errors import GreitposeError
 from greitpose.evaluation import coco, mpii
 from greitpose.pose import TopDown
+from greitpose.progress import progress_bar
 from greitpose.writers import AtomicText, JsonArray
 
 
@@ -53,9 +47,8 @@ class EvalResult:
 
 @contextmanager
 def _progress(console: Console, label: str, total: int) -> Iterator:
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=not console.is_terminal) as progress:
-        task = progress.add_task(label, total=total)
+    with progress_bar(console) as progress:
+        task = progress.add_task(label, total=total, info="")
         yield lambda n: progress.advance(task, n)
 
 

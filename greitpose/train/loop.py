@@ -15,13 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -31,6 +24,7 @@ from greitpose.checkpoint import PoseModel
 from greitpose.datasets import parse_flip_pairs
 from greitpose.errors import GreitposeError
 from greitpose.models import get_config, parse_input_size
+from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, save_config
 from greitpose.train.data import Augment, TopDownDataset, coco_samples, mpii_samples
@@ -215,9 +209,7 @@ class Trainer:
     def run(self) -> Path:
         cfg, world = self.cfg, self.world
         limit = cfg.max_steps or self.total_steps
-        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeRemainingColumn(), console=self.console,
-                      disable=not (world.main and self.console.is_terminal)) as progress:
+        with progress_bar(self.console, enabled=world.main) as progress:
             task = progress.add_task("train", total=min(limit, self.total_steps), completed=self.state.step, info="")
             while self.state.epoch < cfg.epochs and self.state.step < limit:
                 epoch = self.state.epoch
