@@ -19,8 +19,19 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from greitpose import __version__
+
+        out.print(f"greitpose {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def root() -> None:
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """2D multi-person pose estimation with Greit-HRNet."""
 
 
