@@ -113,15 +113,6 @@ def infer(
     console.print(summary.line(), highlight=False, soft_wrap=True)
 
 
-def _write_json(path: Path, data: dict) -> None:
-    """Write `data` as indented JSON, atomically."""
-    from greitpose.writers import AtomicText
-
-    writer = AtomicText(path)
-    writer.write(json.dumps(data, indent=2))
-    writer.commit()
-
-
 def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Table:
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
@@ -189,7 +180,9 @@ def evaluate(
         out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)",
                                result.metrics))
     if json_path is not None:
-        _write_json(json_path, result.to_dict())
+        from greitpose.writers import write_json
+
+        write_json(json_path, result.to_dict())
 
 
 @app.command()
@@ -235,8 +228,7 @@ def export(
         crops = sample_crops(pose, images, count=batch if not dynamic_batch else 8)
         parity = parity_check(pose, target, crops)
         limit = tolerance if tolerance is not None else (1e-2 if fp16 else 1e-4)
-        console.print(f"parity on {parity.crops} crops: max |heatmap diff| {parity.max_heatmap_diff:.2e}, "
-                      f"max keypoint diff {parity.max_keypoint_px:.2f} px", highlight=False)
+        console.print(f"parity on {parity.describe()}", highlight=False)
         if parity.max_heatmap_diff > limit:
             target.unlink(missing_ok=True)
             raise GreitposeError(f"ONNX output differs from PyTorch by {parity.max_heatmap_diff:.2e} "
@@ -246,9 +238,7 @@ def export(
             q_path = target.with_name(target.stem + "-int8.onnx")
             quantize_int8(target, q_path, sample_crops(pose, images, count=32, seed=1))
             q = parity_check(pose, q_path, crops)
-            console.print(f"int8 accuracy change on {q.crops} crops: max |heatmap diff| "
-                          f"{q.max_heatmap_diff:.2e}, max keypoint diff {q.max_keypoint_px:.2f} px",
-                          highlight=False)
+            console.print(f"int8 accuracy change on {q.describe()}", highlight=False)
             out.print(str(q_path))
     if detector is not None:
         out.print(str(export_detector(find_weights(detector, "detector weights"))))
@@ -310,7 +300,9 @@ def benchmark(
         memory += f", {report.peak_cuda_mb:.0f} MB CUDA"
     out.print(memory)
     if json_path is not None:
-        _write_json(json_path, report.to_dict())
+        from greitpose.writers import write_json
+
+        write_json(json_path, report.to_dict())
 
 
 def _opt(help_text: str):  # noqa: ANN202 - a typer Option whose "not given" is None

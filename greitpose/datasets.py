@@ -85,11 +85,19 @@ def _need(entry: Any, keys: tuple[str, ...], what: str, path: Path) -> None:
         raise GreitposeError(f"{path}: {what} has no '{missing[0]}'")
 
 
+def check_image_files(dataset: CocoKeypoints, image_ids: list[int]) -> None:
+    """Every image about to be read must exist; the error names the first that does not."""
+    for image_id in image_ids:
+        im = dataset.images[image_id]
+        if not im.path.is_file():
+            raise GreitposeError(f"image {im.path.name} (id {im.id}) listed in {dataset.ann_file.name} "
+                                 f"is missing from {dataset.image_dir}")
+
+
 def load_coco(ann_file: Path, image_dir: Path, flip_pairs: tuple[tuple[int, int], ...] | None = None,
-              sigmas: tuple[float, ...] | None = None, check_images: bool = True,
-              image_ids: list[int] | None = None) -> CocoKeypoints:
+              sigmas: tuple[float, ...] | None = None, check_images: bool = True) -> CocoKeypoints:
     """Load and validate a COCO-format keypoint file; keypoints and flip pairs come from its
-    category entry (or the arguments), image files must exist (for `image_ids`, else all)."""
+    category entry (or the arguments); with `check_images`, every image file must exist."""
     data = read_json(ann_file)
     if not isinstance(data, dict):
         raise GreitposeError(f"{ann_file}: not a COCO annotation file (top level is not an object)")
@@ -129,13 +137,10 @@ def load_coco(ann_file: Path, image_dir: Path, flip_pairs: tuple[tuple[int, int]
         if a["image_id"] not in images:
             raise GreitposeError(f"{ann_file}: {what} refers to image id {a['image_id']}, not listed")
         annotations.append(a)
+    dataset = CocoKeypoints(ann_file, image_dir, images, annotations, kset, cat["id"], data)
     if check_images:
-        for image_id in image_ids if image_ids is not None else images:
-            im = images[image_id]
-            if not im.path.is_file():
-                raise GreitposeError(f"image {im.path.name} (id {im.id}) listed in {ann_file.name} "
-                                     f"is missing from {image_dir}")
-    return CocoKeypoints(ann_file, image_dir, images, annotations, kset, cat["id"], data)
+        check_image_files(dataset, list(images))
+    return dataset
 
 
 def find_coco_files(data_root: Path | None, images: Path | None, ann: Path | None,

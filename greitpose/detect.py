@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from greitpose.errors import GreitposeError
 from greitpose.results import Detections
-from greitpose.weights import candidates, find_weights
+from greitpose.weights import find_weights
 
 DEFAULT_DETECTOR = "yolo11n.pt"
 PERSON = 0
@@ -73,14 +72,11 @@ class YoloDetector:
         if weights.endswith((".yaml", ".yml")):
             return weights
         try:
-            return str(find_weights(weights, "detector weights"))
+            return str(find_weights(weights, "detector weights", hint="pass --detector PATH, or add --download"))
         except GreitposeError:
             if download and os.sep not in weights:
                 return weights  # ultralytics fetches known names itself
-            tried = ", ".join(map(str, candidates(weights)))
-            raise GreitposeError(
-                f"detector weights '{Path(weights).name}' not found (tried {tried}); put the file in "
-                "weights/ or $GREITPOSE_WEIGHTS, pass --detector PATH, or add --download") from None
+            raise
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         kwargs = dict(classes=[PERSON], conf=self.conf, iou=self.iou, max_det=self.max_people,

@@ -146,6 +146,10 @@ class Parity:
     max_keypoint_px: float
     crops: int
 
+    def describe(self) -> str:
+        return (f"{self.crops} crops: max |heatmap diff| {self.max_heatmap_diff:.2e}, "
+                f"max keypoint diff {self.max_keypoint_px:.2f} px")
+
 
 def parity_check(model: PoseModel, onnx_path: Path, crops: np.ndarray) -> Parity:
     """Compare ONNX Runtime with PyTorch on the same crops: heatmaps and decoded keypoints."""

@@ -16,7 +16,6 @@ from greitpose.progress import progress_bar
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
-    ImageSource,
     Source,
     VideoSource,
     open_source,
@@ -68,13 +67,6 @@ def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield chunk
 
 
-def _image_out_path(out: Path, source: ImageSource, name: str) -> Path:
-    """Single image to a file path -> that file; otherwise mirror names under the out folder."""
-    if len(source) == 1 and out.suffix.lower() in IMAGE_SUFFIXES:
-        return out
-    return out / name
-
-
 def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
         recursive: bool = False, style: DrawStyle = DrawStyle(), batch_frames: int = 4,
         max_frames: int | None = None, show: bool = False, console: Console | None = None,
@@ -90,13 +82,13 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
 
     src: Source = open_source(source, recursive, on_skip=skip)
     video_out = json_out = None
+    # a single image may go to a file path; otherwise images mirror their names under a folder
+    out_is_file = out is not None and len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
     if out is not None:
         if src.is_video:
             video_out = VideoFile(out, src.fps, src.size)
-        elif len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES:
-            ensure_writable(out)
         else:
-            ensure_writable(out, is_dir=True)
+            ensure_writable(out, is_dir=not out_is_file)
     try:
         if json_path is not None:
             json_out = JsonLines(json_path) if src.is_video else JsonArray(json_path)
@@ -124,8 +116,7 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
                         if video_out is not None:
                             video_out.write(drawn)
                         elif out is not None:
-                            assert isinstance(src, ImageSource)
-                            write_image(_image_out_path(out, src, frame.name), drawn)
+                            write_image(out if out_is_file else out / frame.name, drawn)
                         if show and _show(drawn):
                             max_frames = frame.index
                 elapsed = time.perf_counter() - started

@@ -31,13 +31,14 @@ def candidates(name: str | os.PathLike[str]) -> list[Path]:
     return tried
 
 
-def find_weights(name: str | os.PathLike[str], what: str = "weights") -> Path:
-    """The first existing candidate for `name`, or an error naming all tried and where to put it."""
+def find_weights(name: str | os.PathLike[str], what: str = "weights", hint: str = "pass its path") -> Path:
+    """The first existing candidate for `name`, or an error naming all tried and where to put it
+    (`hint` ends the message with what else the user can do)."""
     tried = candidates(name)
     for path in tried:
         if path.is_file():
             return path
     where = f"{PACKAGE_WEIGHTS}/ or a folder named by ${ENV_VAR}"
     raise GreitposeError(
-        f"{what} file '{Path(name).name}' not found (tried {', '.join(map(str, tried))}); "
-        f"put it in {where}, or pass its path")
+        f"{what} '{Path(name).name}' not found (tried {', '.join(map(str, tried))}); "
+        f"put it in {where}, or {hint}")

@@ -65,6 +65,13 @@ class AtomicText:
         self.tmp.unlink(missing_ok=True)
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON, atomically."""
+    writer = AtomicText(path)
+    writer.write(json.dumps(data, indent=2))
+    writer.commit()
+
+
 class JsonLines(AtomicText):
     """One JSON object per line (per video frame)."""
 

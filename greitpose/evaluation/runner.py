@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +10,18 @@ from typing import Any, Iterator
 from rich.console import Console
 
 from greitpose.backends import Backend
-from greitpose.datasets import find_coco_files, load_coco, load_detections, load_mpii
+from greitpose.datasets import (
+    check_image_files,
+    find_coco_files,
+    load_coco,
+    load_detections,
+    load_mpii,
+)
 from greitpose.errors import GreitposeError
 from greitpose.evaluation import coco, mpii
 from greitpose.pose import TopDown
 from greitpose.progress import progress_bar
-from greitpose.writers import AtomicText, JsonArray
+from greitpose.writers import JsonArray, write_json
 
 
 @dataclass
@@ -58,12 +63,8 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
     console = console or Console(stderr=True)
     ann, image_dir = find_coco_files(options.data_root, options.images, options.ann)
     dataset = load_coco(ann, image_dir, options.flip_pairs, options.sigmas, check_images=False)
-    image_ids = sorted(dataset.images)[: options.limit] if options.limit else sorted(dataset.images)
-    for image_id in image_ids:  # every image we will read must be there, before we start
-        im = dataset.images[image_id]
-        if not im.path.is_file():
-            raise GreitposeError(f"image {im.path.name} (id {image_id}) listed in {ann.name} is missing "
-                                 f"from {image_dir}")
+    image_ids = sorted(dataset.images)[: options.limit or None]
+    check_image_files(dataset, image_ids)  # before any inference starts
     if backend.config.num_keypoints != dataset.keypoints.num_keypoints:
         raise GreitposeError(f"the model predicts {backend.config.num_keypoints} keypoints, "
                              f"{ann.name} has {dataset.keypoints.num_keypoints}")
@@ -112,9 +113,9 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
         if not found:
             raise GreitposeError(f"no MPII annotation json in {data_root}; pass --ann")
         ann = found[0]
-    image_dir = images or next((p for p in ((data_root or ann.parent) / "images",) if p.is_dir()),
-                               data_root or ann.parent)
-    people = load_mpii(ann, image_dir)[:limit] if limit else load_mpii(ann, image_dir)
+    root = data_root or ann.parent
+    image_dir = images or (root / "images" if (root / "images").is_dir() else root)
+    people = load_mpii(ann, image_dir)[: limit or None]
     if not people:
         raise GreitposeError(f"{ann} lists no people")
     topdown = TopDown(backend, flip=flip)
@@ -123,9 +124,7 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
     metrics = mpii.pckh(preds, people, threshold)
     skipped = int(metrics.pop("skipped"))
     if save_predictions:
-        out = AtomicText(save_predictions)
-        out.write(json.dumps([{"image": p.image.name, "joints": (k + 1).round(2).tolist()}
-                              for p, k in zip(people, preds)]))
-        out.commit()
+        write_json(save_predictions, [{"image": p.image.name, "joints": (k + 1).round(2).tolist()}
+                                      for p, k in zip(people, preds)])
     return EvalResult("mpii", metrics, len(people), {"threshold": threshold, "skipped_no_head_size": skipped,
                                                      "annotations": str(ann)})

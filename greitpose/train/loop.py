@@ -52,15 +52,20 @@ def lr_factor(step: int, total: int, config: TrainConfig, steps_per_epoch: int) 
     return max(floor, 0.1**drops)
 
 
+def steps_per_epoch(n: int, world: distributed.World, batch: int) -> int:
+    """Whole batches each rank gets from `n` samples per epoch."""
+    steps = (n // world.size) // batch
+    if steps == 0:
+        raise GreitposeError(f"{n} training samples are too few for batch {batch} x {world.size} processes")
+    return steps
+
+
 def epoch_order(n: int, seed: int, epoch: int, world: distributed.World, batch: int) -> list[int]:
     """This rank's sample indices for `epoch`: one shuffle shared by all ranks, dealt round-robin,
     trimmed to whole batches on every rank."""
     g = torch.Generator().manual_seed(seed * 100003 + epoch)
     order = torch.randperm(n, generator=g).tolist()
-    per_rank = (n // world.size) // batch * batch
-    if per_rank == 0:
-        raise GreitposeError(f"{n} training samples are too few for batch {batch} x {world.size} processes")
-    return order[world.rank::world.size][:per_rank]
+    return order[world.rank::world.size][: steps_per_epoch(n, world, batch) * batch]
 
 
 @dataclass
@@ -106,7 +111,7 @@ class Trainer:
             augment = Augment(config.rotation, config.scale, config.flip, half)
         self.data = TopDownDataset(samples, keypoints, size, self.model.mean, self.model.std, config.sigma,
                                    augment, config.seed)
-        self.steps_per_epoch = len(epoch_order(len(samples), 0, 0, self.world, config.batch_size)) // config.batch_size
+        self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         net = self.model.network.to(self.device)
         if config.channels_last:
