@@ -66,6 +66,37 @@ def test_gsw_with_constant_gate_is_global_average_pooling() -> None:
     assert torch.allclose(gsw.context(x), x.mean(dim=(2, 3), keepdim=True), atol=1e-6)
 
 
+def test_shuffle_cat_is_the_two_group_channel_shuffle_of_the_concatenation() -> None:
+    from greitpose.models.layers import shuffle_cat
+
+    a, b = torch.randn(2, 5, 4, 3), torch.randn(2, 5, 4, 3)
+    joined = torch.cat([a, b], dim=1)
+    expected = joined.view(2, 2, 5, 4, 3).transpose(1, 2).reshape(2, 10, 4, 3)  # ShuffleNet's definition
+    assert torch.equal(shuffle_cat(a, b), expected)
+    assert torch.equal(shuffle_cat(a, b, like=joined), expected)
+    assert torch.equal(shuffle_cat(a, b)[:, 0::2], a) and torch.equal(shuffle_cat(a, b)[:, 1::2], b)
+
+
+def test_fusion_equals_the_plain_sum_of_its_paths() -> None:
+    import torch.nn.functional as F
+
+    from greitpose.models.greit_hrnet import Fuse
+
+    torch.manual_seed(0)
+    channels = [8, 16, 32, 64]
+    fuse = Fuse(channels).eval()
+    xs = [torch.randn(2, c, 32 >> i, 24 >> i) for i, c in enumerate(channels)]
+    with torch.no_grad():
+        got = fuse(xs)
+        for i, row in enumerate(fuse.paths):
+            total = xs[i].clone()
+            for j, path in enumerate(row):
+                if j != i:
+                    y = path(xs[j])
+                    total += F.interpolate(y, scale_factor=2.0 ** (j - i), mode="nearest") if j > i else y
+            assert torch.allclose(got[i], F.relu(total), atol=1e-5), i
+
+
 @pytest.mark.parametrize("bad", ["resnet-50", "greit-hrnet-18+gcw", "lite-hrnet-18+gcw+gcw"])
 def test_unknown_model_names_are_rejected(bad: str) -> None:
     with pytest.raises(GreitposeError, match="unknown model"):

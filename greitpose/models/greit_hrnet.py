@@ -10,7 +10,6 @@ from torch import nn
 
 from greitpose.models.config import ModelConfig
 from greitpose.models.layers import (
-    ChannelShuffle,
     GlobalSpatialWeighting,
     GroupedChannelWeighting,
     ResolutionWeighting,
@@ -18,6 +17,8 @@ from greitpose.models.layers import (
     Stem,
     conv_bn,
     dw_conv_bn,
+    shuffle_cat,
+    split_halves,
 )
 
 
@@ -44,13 +45,12 @@ class WeightingBlock(nn.Module):
         self.spatial = nn.ModuleList(
             GlobalSpatialWeighting(c, config.reduce_ratio) if config.global_spatial_weighting
             else SpatialWeighting(c, 4) for c in halves)
-        self.shuffles = nn.ModuleList(ChannelShuffle(c) for c in channels)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        kept, processed = zip(*(x.chunk(2, dim=1) for x in xs))
+        kept, processed = zip(*(split_halves(x) for x in xs))
         processed = self.channel_weighting(list(processed))
-        return [shuffle(torch.cat([k, sw(dw(p))], dim=1))
-                for k, p, dw, sw, shuffle in zip(kept, processed, self.depthwise, self.spatial, self.shuffles)]
+        return [shuffle_cat(k, sw(dw(p)), like=x)
+                for x, k, p, dw, sw in zip(xs, kept, processed, self.depthwise, self.spatial)]
 
 
 class Fuse(nn.Module):
@@ -74,17 +74,23 @@ class Fuse(nn.Module):
             self.paths.append(row)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        # Nearest upsampling commutes with the sum, so the lower-resolution paths are added up
+        # from the lowest branch, one 2x step at a time: the same outputs with one upsample per
+        # level instead of one per path at full size, and the branch's own input added last, so
+        # that exported graphs keep the whole sum in one memory layout.
         out = []
         for i, row in enumerate(self.paths):
-            total = xs[i]
-            for j, path in enumerate(row):
-                if j == i:
-                    continue
-                y = path(xs[j])
-                if j > i:
-                    y = F.interpolate(y, scale_factor=float(2 ** (j - i)), mode="nearest")
-                total = total + y
-            out.append(F.relu(total))
+            total: torch.Tensor | None = None
+            for j in range(len(xs) - 1, i, -1):
+                y = row[j](xs[j])
+                total = y if total is None else y + F.interpolate(total, scale_factor=2.0, mode="nearest")
+            if total is not None:
+                total = F.interpolate(total, scale_factor=2.0, mode="nearest")
+            for j in range(i):
+                y = row[j](xs[j])
+                total = y if total is None else total + y
+            assert total is not None  # a fusion always has at least two branches
+            out.append(F.relu(xs[i] + total))
         return out
 
 

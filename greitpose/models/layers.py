@@ -33,23 +33,23 @@ def dw_conv_bn(channels: int, stride: int = 1) -> nn.Sequential:
     return conv_bn(channels, channels, 3, stride, groups=channels)
 
 
-def shuffle_order(channels: int, groups: int = 2) -> torch.Tensor:
-    """Channel order of a shuffle: the i-th channel of each of the `groups` parts, in turn."""
-    return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
+def split_halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two channel halves of x; the size is a constant, so ONNX gets a single Split."""
+    return x.split(x.shape[1] // 2, dim=1)
 
 
-class ChannelShuffle(nn.Module):
-    """Interleave the channels of `groups` equal parts so the halves exchange information.
+def shuffle_cat(a: torch.Tensor, b: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel shuffle (2 groups) of cat([a, b]): a0, b0, a1, b1, ...
 
-    A gather with a constant order: one ONNX op, no shape arithmetic at run time.
+    Concatenating along the height axis and reading the result as (B, 2C, H, W) puts every
+    channel of b right after the same channel of a, so the shuffle costs one copy (the concat)
+    instead of a concat plus a gather. `like`, a tensor already of the output's shape, saves
+    the exported graph the shape arithmetic.
     """
-
-    def __init__(self, channels: int, groups: int = 2) -> None:
-        super().__init__()
-        self.register_buffer("order", shuffle_order(channels, groups), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(1, self.order)
+    joined = torch.cat([a, b], dim=2)
+    if like is not None:
+        return joined.view_as(like)
+    return joined.view(a.shape[0], 2 * a.shape[1], a.shape[2], a.shape[3])
 
 
 def pool_factor(index: int, count: int) -> int:
@@ -80,7 +80,6 @@ class Stem(nn.Module):
         super().__init__()
         half, mid = channels // 2, channels  # half B expands 16 -> 32 in both stems
         self.conv1 = conv_bn(3, channels, 3, 2, relu=True)
-        self.shuffle = ChannelShuffle(channels)
         self.branch_a = nn.Sequential(
             *([LKA(half)] if large_kernel else []),
             dw_conv_bn(half, 2),
@@ -94,8 +93,8 @@ class Stem(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.conv1(x).chunk(2, dim=1)
-        return self.shuffle(torch.cat([self.branch_a(a), self.branch_b(b)], dim=1))
+        a, b = split_halves(self.conv1(x))
+        return shuffle_cat(self.branch_a(a), self.branch_b(b))
 
 
 class ResolutionWeighting(nn.Module):
