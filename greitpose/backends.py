@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from greitpose import checkpoint
-from greitpose.checkpoint import PoseModel
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
 from greitpose.models import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from greitpose.checkpoint import PoseModel
 
 METADATA_KEY = "greitpose"
 
@@ -34,6 +38,8 @@ class Backend(Protocol):
 
 def resolve_device(device: str | None) -> torch.device:
     """'auto'/None -> cuda when present, else cpu; a CUDA device that is absent is an error."""
+    import torch
+
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -56,34 +62,54 @@ class TorchBackend:
             self.network = self.network.half()
         self.config, self.keypoints, self.mean, self.std = model.config, model.keypoints, model.mean, model.std
 
-    @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        x = x.half() if self.half else x
-        return self.network(x).float().cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            x = x.half() if self.half else x
+            return self.network(x).float().cpu().numpy()
+
+
+def onnx_session(path: Path, device: str | None = None, threads: int | None = None):  # noqa: ANN201
+    """An ONNX Runtime session tuned for small models: full graph optimisation, `threads`
+    threads inside each op (default: all cores), CUDA when present unless `device` is 'cpu'."""
+    import onnxruntime as ort
+
+    threads = threads or os.cpu_count() or 1
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads == 1:  # sessions that run side by side must not spin on each other's cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as err:  # onnxruntime raises its own untyped errors for bad files
+        raise GreitposeError(f"{path} is not a loadable ONNX model: {str(err).splitlines()[0]}") from None
 
 
 class OnnxBackend:
-    """ONNX Runtime inference of an exported model; metadata comes from the file itself."""
+    """ONNX Runtime inference of an exported model; metadata comes from the file itself.
+
+    On the CPU, a batch of several crops is cut into parts that run side by side, each
+    single-threaded: the network is made of many small ops that gain little from sharing one
+    op between threads, so whole runs in parallel are faster (about 10% at batch 8 on two
+    cores). Parts hold at most SHARD crops, whose activations stay in cache. A single crop
+    runs on all threads at once.
+    """
+
+    SHARD = 4
 
     def __init__(self, path: str | os.PathLike[str], device: str | None = None,
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        providers = ["CPUExecutionProvider"]
-        want_cuda = device not in ("cpu",) and "CUDAExecutionProvider" in ort.get_available_providers()
-        if want_cuda:
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own untyped errors for bad files
-            raise GreitposeError(f"{path} is not a loadable ONNX model: {str(err).splitlines()[0]}") from None
+        self.threads = threads or os.cpu_count() or 1
+        self.session = onnx_session(path, device, self.threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise GreitposeError(f"{path} has no greitpose metadata; export it with 'greitpose export --onnx'")
@@ -92,17 +118,27 @@ class OnnxBackend:
         self.input_name = self.session.get_inputs()[0].name
         self.fixed_batch = self.session.get_inputs()[0].shape[0]
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
+        self.shard_session = None
+        if self.threads > 1 and not isinstance(self.fixed_batch, int) and \
+                self.session.get_providers()[0] == "CPUExecutionProvider":
+            self.shard_session = onnx_session(path, "cpu", 1)
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="greitpose-onnx")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = batch.astype(self.dtype, copy=False)
-        step = self.fixed_batch if isinstance(self.fixed_batch, int) else max(len(batch), 1)
-        outputs = []
-        for i in range(0, len(batch), step):
-            chunk = batch[i:i + step]
-            padded = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self.session.run(None, {self.input_name: padded})[0][:len(chunk)])
-        if not outputs:
+        batch = np.ascontiguousarray(batch, dtype=self.dtype)
+        if len(batch) == 0:
             return np.zeros((0, self.config.num_keypoints, *self.config.heatmap_size), np.float32)
+        if self.shard_session is not None and len(batch) > 1:
+            parts = np.array_split(batch, min(len(batch), max(self.threads, -(-len(batch) // self.SHARD))))
+            runs = [self.pool.submit(self.shard_session.run, None, {self.input_name: part}) for part in parts]
+            outputs = [run.result()[0] for run in runs]
+        else:
+            step = self.fixed_batch if isinstance(self.fixed_batch, int) else len(batch)
+            outputs = []
+            for i in range(0, len(batch), step):
+                chunk = batch[i:i + step]
+                padded = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+                outputs.append(self.session.run(None, {self.input_name: padded})[0][:len(chunk)])
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
 

@@ -9,13 +9,16 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet, default_for
-from greitpose.models import ModelConfig, PoseHRNet, build_model
+from greitpose.models import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from greitpose.models import PoseHRNet
 
 FORMAT = "greitpose-pose"
 VERSION = 1
@@ -58,11 +61,15 @@ def new_model(config: ModelConfig, keypoints: KeypointSet | None = None) -> Pose
         raise GreitposeError(
             f"keypoint set '{keypoints.name}' has {keypoints.num_keypoints} keypoints, "
             f"the model {config.num_keypoints}")
+    from greitpose.models import build_model
+
     return PoseModel(build_model(config), config, keypoints)
 
 
 def save(model: PoseModel, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
     """Write `model` atomically (temporary file, then rename): no half-written checkpoints."""
+    import torch
+
     path = Path(path)
     record = model.metadata()
     record["state_dict"] = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
@@ -80,6 +87,8 @@ def save(model: PoseModel, path: str | os.PathLike[str], extra: dict[str, Any] |
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw checkpoint dict, checked to be ours; errors name the file."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise GreitposeError(f"weights file {path} does not exist")
@@ -111,6 +120,8 @@ def load(path: str | os.PathLike[str], expect_model: str | None = None,
 
     `expect_model` (a registry name) makes a file written for another architecture an error.
     """
+    from greitpose.models import build_model
+
     record = read_record(path)
     config, keypoints, mean, std = from_metadata(record)
     if expect_model is not None and expect_model != config.name:

@@ -169,11 +169,11 @@ def evaluate(
         result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console)
         out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", result.metrics, 2))
     else:
-        from greitpose.detect import YoloDetector
+        from greitpose.detect import load_detector
 
         options = CocoOptions(
             data_root, images, ann, boxes,
-            YoloDetector(detector, device=device) if detector else None,
+            load_detector(detector, device=device) if detector else None,
             flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
             sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
         result = evaluate_coco(pose, options, flip, save_predictions, console)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 Array = np.ndarray
 
@@ -81,27 +80,15 @@ def generate_heatmaps(keypoints: Array, visible: Array, heatmap_size: Sequence[i
     return heatmaps.astype(np.float32), weights.astype(np.float32)
 
 
-def _flip_width(x: Array | torch.Tensor) -> Array | torch.Tensor:
-    return torch.flip(x, dims=(-1,)) if isinstance(x, torch.Tensor) else np.flip(x, axis=-1)
-
-
-def _shift_right(x: Array | torch.Tensor) -> Array | torch.Tensor:
-    """Move every column one pixel right, repeating the first."""
-    if isinstance(x, torch.Tensor):
-        return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
-    return np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
-
-
-def flip_heatmaps(heatmaps: Array | torch.Tensor, flip_index: Sequence[int],
-                  shift: bool = True) -> Array | torch.Tensor:
+def flip_heatmaps(heatmaps: Array, flip_index: Sequence[int], shift: bool = True) -> Array:
     """Heatmaps of a mirrored crop (N, K, H, W) -> heatmaps for the original crop.
 
     Mirrors the width, swaps left/right channels, and (with `shift`) moves one pixel right:
     a mirrored input pixel x lands at W_in - 1 - x, which is 3/4 of a heatmap pixel off the
     plain flip of a 4x smaller map, so the shift re-aligns the two before averaging.
     """
-    out = _flip_width(heatmaps)[:, list(flip_index)]
-    return _shift_right(out) if shift else out
+    out = heatmaps[:, list(flip_index), :, ::-1]
+    return np.concatenate([out[..., :1], out[..., :-1]], axis=-1) if shift else out
 
 
 def decode_heatmaps(heatmaps: Array) -> tuple[Array, Array]:

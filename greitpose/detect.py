@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
+from greitpose.backends import onnx_session
 from greitpose.errors import GreitposeError
 from greitpose.results import Detections
 from greitpose.weights import find_weights
@@ -98,3 +102,80 @@ class YoloDetector:
             out.append(Detections(boxes.xyxy.cpu().numpy().astype(np.float32),
                                   boxes.conf.cpu().numpy().astype(np.float32), ids))
         return out
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], fill: int = 114) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Fit `image` into `size` (h, w) keeping its aspect ratio, centred on a grey border, as
+    Ultralytics feeds fixed-size exports: the (1, 3, h, w) RGB 0-1 input, the scale and the
+    (left, top) padding."""
+    h, w = image.shape[:2]
+    scale = min(size[0] / h, size[1] / w)
+    new_w, new_h = round(w * scale), round(h * scale)
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    pad_w, pad_h = (size[1] - new_w) / 2, (size[0] - new_h) / 2
+    left, top = round(pad_w - 0.1), round(pad_h - 0.1)
+    image = cv2.copyMakeBorder(image, top, size[0] - new_h - top, left, size[1] - new_w - left,
+                               cv2.BORDER_CONSTANT, value=(fill, fill, fill))
+    x = image[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return np.ascontiguousarray(x), scale, (left, top)
+
+
+class OnnxYoloDetector:
+    """A YOLO detector exported to ONNX by Ultralytics (`greitpose export --detector`), run by
+    ONNX Runtime alone, so that an all-ONNX pipeline needs no torch: letterbox, one forward
+    pass, the boxes whose best class is a person, then non-maximum suppression (OpenCV's)."""
+
+    tracks = False
+
+    def __init__(self, path: str | os.PathLike[str], conf: float = 0.25, iou: float = 0.7,
+                 max_people: int = 100, device: str | None = None) -> None:
+        path = Path(path)
+        self.session = onnx_session(path, device)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("task", "detect") != "detect" or "names" not in meta:
+            raise GreitposeError(f"{path} is not an Ultralytics YOLO detection export "
+                                 f"(task '{meta.get('task', 'unknown')}'); use greitpose export --detector")
+        self.names = ast.literal_eval(meta["names"])
+        self.end_to_end = meta.get("end2end") == "True"
+        inp = self.session.get_inputs()[0]
+        size = inp.shape[2:] if all(isinstance(d, int) for d in inp.shape[2:]) else ast.literal_eval(meta["imgsz"])
+        self.size = (int(size[0]), int(size[1]))
+        self.input_name = inp.name
+        self.dtype = np.float16 if "float16" in inp.type else np.float32
+        self.conf, self.iou, self.max_people = conf, iou, max_people
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [self._detect(image) for image in images]
+
+    def _detect(self, image: np.ndarray) -> Detections:
+        x, scale, (left, top) = letterbox(image, self.size)
+        out = self.session.run(None, {self.input_name: x.astype(self.dtype)})[0][0].astype(np.float32)
+        if self.end_to_end:  # (max_det, 6): x1, y1, x2, y2, score, class; already suppressed
+            rows = out[(out[:, 5] == PERSON) & (out[:, 4] > self.conf)]
+            boxes, scores = rows[:, :4], rows[:, 4]
+            order = np.argsort(-scores, kind="stable")[:self.max_people]
+        else:  # (4 + classes, anchors): cx, cy, w, h, class scores
+            classes = out[4:]
+            scores = classes[PERSON]
+            keep = (classes.argmax(0) == PERSON) & (scores > self.conf)
+            cx, cy, w, h = out[:4, keep]
+            boxes, scores = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1), scores[keep]
+            xywh = np.stack([boxes[:, 0], boxes[:, 1], w, h], 1)
+            order = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.conf, self.iou),
+                               np.int64).reshape(-1)[:self.max_people]
+        boxes = (boxes[order] - np.array([left, top, left, top], np.float32)) / scale
+        ih, iw = image.shape[:2]
+        boxes = np.clip(boxes, 0, [iw, ih, iw, ih]).astype(np.float32)
+        return Detections(boxes, scores[order].astype(np.float32))
+
+
+def load_detector(weights: str, conf: float = 0.25, iou: float = 0.7, max_people: int = 100,
+                  device: str | None = None, half: bool = False, track: bool = False,
+                  download: bool = False) -> Detector:
+    """The detector for a weights name: an ONNX export runs on ONNX Runtime alone, except when
+    tracking (Ultralytics' trackers); anything else goes through Ultralytics."""
+    if weights.endswith(".onnx") and not track:
+        path = find_weights(weights, "detector weights", hint="export one with greitpose export --detector")
+        return OnnxYoloDetector(path, conf, iou, max_people, device)
+    return YoloDetector(weights, conf, iou, max_people, device, half=half, track=track, download=download)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from greitpose.backends import Backend, load_backend
-from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, YoloDetector
+from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, load_detector
 from greitpose.keypoints import KeypointSet
 from greitpose.models import get_config
 from greitpose.pose import TopDown
@@ -59,8 +59,8 @@ class PoseEstimator:
         if detector is None or detector == "none":
             self.detector: Detector = WholeImage()
         elif isinstance(detector, str):
-            self.detector = YoloDetector(detector, det_conf, det_iou, max_people, device,
-                                         half=bool(half), track=track, download=download)
+            self.detector = load_detector(detector, det_conf, det_iou, max_people, device,
+                                          half=bool(half), track=track, download=download)
         else:
             self.detector = detector
         self.smoother = TrackSmoother() if smooth else None

@@ -105,19 +105,71 @@ def test_benchmark_writes_a_report(tmp_path: Path) -> None:
     assert "ms/crop" in result.stdout
 
 
-def test_detector_export_and_an_all_onnx_pipeline(tmp_path: Path, trained_like: Path) -> None:
-    """An untrained YOLO (built offline from its yaml) exports through Ultralytics; infer then
-    runs with both models as ONNX files."""
-    import cv2
+@pytest.fixture(scope="module")
+def person_finder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained YOLO (built offline from its yaml) whose person score varies strongly from
+    place to place, so that it finds 'people' (a plain untrained one finds no one)."""
+    import torch
     from ultralytics import YOLO
 
-    YOLO("yolo11n.yaml").save(str(tmp_path / "det.pt"))
-    result = run_cli("export", "--detector", str(tmp_path / "det.pt"))
+    torch.manual_seed(0)
+    yolo = YOLO("yolo11n.yaml")
+    with torch.no_grad():
+        for branch in yolo.model.model[-1].cv3:
+            branch[-1].weight[0] *= 30
+            branch[-1].bias[0] = -1.0
+    path = tmp_path_factory.mktemp("det") / "det.pt"
+    yolo.save(str(path))
+    return path
+
+
+def _test_images() -> list[np.ndarray]:
+    """The COCO test images when present, else two synthetic scenes of other shapes."""
+    import cv2
+
+    files = sorted((DATA / "coco-tiny").glob("*.jpg"))
+    if files:
+        return [cv2.imread(str(f)) for f in files]
+    rng = np.random.default_rng(0)
+    return [cv2.GaussianBlur(rng.integers(0, 255, shape, dtype=np.uint8), (0, 0), 3)
+            for shape in ((333, 500, 3), (480, 360, 3))]
+
+
+def test_onnx_detector_matches_ultralytics_on_the_same_export(person_finder: Path) -> None:
+    from ultralytics import YOLO
+
+    from greitpose.detect import OnnxYoloDetector
+    from greitpose.export import export_detector
+
+    path = export_detector(person_finder)
+    ours = OnnxYoloDetector(path, conf=0.25, iou=0.7, max_people=50)
+    theirs = YOLO(str(path), task="detect")
+    for image in _test_images():
+        got = ours([image])[0]
+        ref = theirs.predict(image, classes=[0], conf=0.25, iou=0.7, max_det=50, verbose=False)[0].boxes
+        assert len(got.boxes) == len(ref) > 0
+        assert np.allclose(got.scores, ref.conf.numpy(), atol=1e-5)
+        assert np.abs(got.boxes - ref.xyxy.numpy()).max() < 1.0
+        h, w = image.shape[:2]
+        assert (got.boxes >= 0).all() and (got.boxes[:, [0, 2]] <= w).all() and (got.boxes[:, [1, 3]] <= h).all()
+
+
+def test_an_all_onnx_pipeline_runs_without_torch(tmp_path: Path, trained_like: Path, person_finder: Path) -> None:
+    """Both models exported, `infer --backend onnx` runs with torch made unimportable."""
+    import cv2
+
+    result = run_cli("export", "--detector", str(person_finder))
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "det.onnx").is_file()
+    detector = person_finder.with_suffix(".onnx")
+    assert detector.is_file()
     pose = export_onnx(checkpoint.load(trained_like), tmp_path / "pose.onnx", dynamic_batch=True)
-    cv2.imwrite(str(tmp_path / "img.jpg"), np.full((240, 320, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "img.jpg"), _test_images()[0])
+    blocker = tmp_path / "no-torch" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
     result = run_cli("infer", str(tmp_path / "img.jpg"), "--backend", "onnx", "--weights", str(pose),
-                     "--detector", str(tmp_path / "det.onnx"), "--json", str(tmp_path / "r.json"), "--device", "cpu")
+                     "--detector", str(detector), "--json", str(tmp_path / "r.json"), "--device", "cpu",
+                     env={"PYTHONPATH": str(blocker.parent)})
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "r.json").read_text()) == []  # an untrained detector finds no one
+    people = json.loads((tmp_path / "r.json").read_text())
+    assert people and all(len(p["keypoints"]) == 17 * 3 for p in people)
