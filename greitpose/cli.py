@@ -192,8 +192,8 @@ def export(
     model: Annotated[Optional[str], typer.Option(help="Pose model name; checked against --weights. Default greit-hrnet-18.")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
     output: Annotated[Optional[Path], typer.Option("--out", "-o", help="ONNX file; default beside the weights.")] = None,
-    dynamic_batch: Annotated[bool, typer.Option(help="Any batch size (else fixed to --batch).")] = False,
-    batch: Annotated[int, typer.Option(help="Fixed batch size of the exported graph.")] = 1,
+    dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch/--fixed-batch", help="Any batch size (fastest on CPUs: batches are split across cores), or a fixed one.")] = True,
+    batch: Annotated[Optional[int], typer.Option(help="Fix the graph's batch size to this (implies --fixed-batch).")] = None,
     fp16: Annotated[bool, typer.Option(help="Half-precision weights and activations (for GPUs).")] = False,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     int8: Annotated[bool, typer.Option(help="Also write an int8-quantized model (calibrated on crops).")] = False,
@@ -224,8 +224,9 @@ def export(
             raise GreitposeError(f"{path} is already ONNX; export takes a .pt checkpoint")
         pose = checkpoint.load(path, expect_model=expect)
         target = output or path.with_suffix(".onnx")
-        export_onnx(pose, target, dynamic_batch, batch, fp16, opset)
-        crops = sample_crops(pose, images, count=batch if not dynamic_batch else 8)
+        dynamic_batch = dynamic_batch and batch is None
+        export_onnx(pose, target, dynamic_batch, batch or 1, fp16, opset)
+        crops = sample_crops(pose, images, count=8 if dynamic_batch else batch or 1)
         parity = parity_check(pose, target, crops)
         limit = tolerance if tolerance is not None else (1e-2 if fp16 else 1e-4)
         console.print(f"parity on {parity.describe()}", highlight=False)

@@ -27,8 +27,8 @@ def trained_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_like: Path) -> None:
     images = DATA / "coco-tiny"
-    args = ["export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "g18.onnx"),
-            "--dynamic-batch"] + (["--images", str(images)] if images.is_dir() else [])
+    args = ["export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "g18.onnx")] + (
+        ["--images", str(images)] if images.is_dir() else [])
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     diff = float(re.search(r"max \|heatmap diff\| ([0-9.e+-]+)", result.stderr).group(1))
@@ -38,8 +38,12 @@ def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_l
     assert props["model"] == "greit-hrnet-18" and props["num_keypoints"] == "17"
     assert props["input_size"] == "256x192" and json.loads(props["flip_pairs"])[0] == [1, 2]
     assert json.loads(props["mean"]) == list(checkpoint.IMAGENET_MEAN)
-    backend = OnnxBackend(tmp_path / "g18.onnx")
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # any batch size by default
+    backend = OnnxBackend(tmp_path / "g18.onnx", threads=2)
     assert backend.config.name == "greit-hrnet-18" and backend.keypoints.name == "coco"
+    crops = sample_crops(checkpoint.load(trained_like), None, count=5)
+    one_by_one = np.concatenate([backend(crops[i:i + 1]) for i in range(5)])
+    assert np.allclose(backend(crops), one_by_one, atol=1e-5)  # split across threads, same numbers
 
 
 def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
@@ -52,12 +56,13 @@ def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
 
 def test_int8_quantization_reports_its_accuracy_change(tmp_path: Path, trained_like: Path) -> None:
     result = run_cli("export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "m.onnx"),
-                     "--int8")
+                     "--int8", "--batch", "2")
     assert result.returncode == 0, result.stderr
     assert "int8 accuracy change" in result.stderr
     assert (tmp_path / "m-int8.onnx").is_file()
     q = OnnxBackend(tmp_path / "m-int8.onnx")
-    assert q.config.name == "greit-hrnet-18"
+    assert q.config.name == "greit-hrnet-18" and q.fixed_batch == 2
+    assert q(np.zeros((3, 3, 256, 192), np.float32)).shape == (3, 17, 64, 48)  # fed as 2 + padded 1
 
 
 def test_onnx_backend_matches_torch_in_the_pipeline(tmp_path: Path, trained_like: Path) -> None:

@@ -77,6 +77,28 @@ def test_shuffle_cat_is_the_two_group_channel_shuffle_of_the_concatenation() -> 
     assert torch.equal(shuffle_cat(a, b)[:, 0::2], a) and torch.equal(shuffle_cat(a, b)[:, 1::2], b)
 
 
+def test_chained_weightings_equal_weighting_at_full_size_each_time() -> None:
+    import torch.nn.functional as F
+
+    from greitpose.models.layers import GroupedChannelWeighting
+
+    torch.manual_seed(0)
+    gcw = GroupedChannelWeighting([8, 16, 32], ratio=4, repeats=2).eval()
+    xs = [torch.randn(2, c, 32 >> i, 24 >> i) for i, c in enumerate([8, 16, 32])]
+    with torch.no_grad():
+        got = gcw(xs)
+        expected = list(xs)
+        for layer in gcw.layers:  # the definition: pool, weigh, upsample, multiply, every time
+            for group, weighting in zip(gcw.groups, layer):
+                members = [expected[i] for i in group]
+                factors = [2 ** (len(group) - 1 - k) for k in range(len(group))]
+                weights = weighting.weights([F.avg_pool2d(x, f) if f > 1 else x for x, f in zip(members, factors)])
+                for i, x, w, f in zip(group, members, weights, factors):
+                    expected[i] = x * F.interpolate(w, scale_factor=float(f), mode="nearest")
+    for g, e in zip(got, expected):
+        assert torch.allclose(g, e, atol=1e-6)
+
+
 def test_fusion_equals_the_plain_sum_of_its_paths() -> None:
     import torch.nn.functional as F
 

@@ -114,13 +114,32 @@ class ResolutionWeighting(nn.Module):
         self.squeeze = conv_bn(total, total // ratio, relu=True)
         self.excite = conv_bn(total // ratio, total, act=nn.Sigmoid())
 
+    def weights(self, pooled: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-member weights at the smallest member's size, from the pooled members."""
+        return list(self.excite(self.squeeze(torch.cat(pooled, dim=1))).split(self.channels, dim=1))
+
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        n = len(xs)
-        factors = [pool_factor(i, n) for i in range(n)]
-        pooled = torch.cat([F.avg_pool2d(x, f) if f > 1 else x for x, f in zip(xs, factors)], dim=1)
-        weights = self.excite(self.squeeze(pooled)).split(self.channels, dim=1)
-        return [x * (F.interpolate(w, scale_factor=float(f), mode="nearest") if f > 1 else w)
-                for x, w, f in zip(xs, weights, factors)]
+        return apply_weightings(xs, [self])
+
+
+def apply_weightings(xs: list[torch.Tensor], weightings: Sequence[ResolutionWeighting]) -> list[torch.Tensor]:
+    """Resolution weightings applied one after another to the consecutive branches `xs`.
+
+    A weight is constant over the block of pixels it is upsampled to, so pooling a weighted
+    branch equals weighting the pooled branch. The branches are therefore pooled once, the
+    weightings chained at the small size, and each larger branch multiplied once by the
+    upsampled product of its weights: the same numbers as weighting, upsampling and pooling
+    again at every step, with one pass at full resolution instead of one per weighting.
+    """
+    factors = [pool_factor(i, len(xs)) for i in range(len(xs))]
+    pooled = [F.avg_pool2d(x, f) if f > 1 else x for x, f in zip(xs, factors)]
+    scales: list[torch.Tensor | None] = [None] * len(xs)
+    for weighting in weightings:
+        weights = weighting.weights(pooled)
+        pooled = [p * w for p, w in zip(pooled, weights)]
+        scales = [None if f == 1 else w if s is None else s * w for s, w, f in zip(scales, weights, factors)]
+    return [p if s is None else x * F.interpolate(s, scale_factor=float(f), mode="nearest")
+            for x, p, s, f in zip(xs, pooled, scales, factors)]
 
 
 class GroupedChannelWeighting(nn.Module):
@@ -142,10 +161,10 @@ class GroupedChannelWeighting(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         xs = list(xs)
-        for weightings in self.layers:
-            for group, weighting in zip(self.groups, weightings):
-                for i, y in zip(group, weighting([xs[i] for i in group])):
-                    xs[i] = y
+        for k, group in enumerate(self.groups):
+            weighted = apply_weightings([xs[i] for i in group], [layer[k] for layer in self.layers])
+            for i, y in zip(group, weighted):
+                xs[i] = y
         return xs
 
 
