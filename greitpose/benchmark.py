@@ -107,7 +107,7 @@ def _backends(model: PoseModel, names: list[str], device: torch.device, workdir:
         if name == "torch":
             out[name] = TorchBackend(model, str(device), half=False)
         elif name == "onnx":
-            path = export_onnx(model, workdir / f"{model.config.name}.onnx", dynamic_batch=True)
+            path = export_onnx(model, workdir / f"{model.config.name}.onnx")
             out[name] = OnnxBackend(path, str(device), threads=threads)
     return out
 

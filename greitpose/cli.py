@@ -224,9 +224,9 @@ def export(
             raise GreitposeError(f"{path} is already ONNX; export takes a .pt checkpoint")
         pose = checkpoint.load(path, expect_model=expect)
         target = output or path.with_suffix(".onnx")
-        dynamic_batch = dynamic_batch and batch is None
-        export_onnx(pose, target, dynamic_batch, batch or 1, fp16, opset)
-        crops = sample_crops(pose, images, count=8 if dynamic_batch else batch or 1)
+        fixed = batch or (None if dynamic_batch else 1)
+        export_onnx(pose, target, fixed, fp16, opset)
+        crops = sample_crops(pose, images, count=fixed or 8)
         parity = parity_check(pose, target, crops)
         limit = tolerance if tolerance is not None else (1e-2 if fp16 else 1e-4)
         console.print(f"parity on {parity.describe()}", highlight=False)

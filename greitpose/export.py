@@ -26,15 +26,19 @@ from greitpose.writers import ensure_writable, partial_path
 DEFAULT_OPSET = 17
 
 
-def export_onnx(model: PoseModel, path: Path, dynamic_batch: bool = False, batch: int = 1,
-                fp16: bool = False, opset: int = DEFAULT_OPSET) -> Path:
-    """Write the network as ONNX with greitpose metadata; atomic (no partial file on failure)."""
+def export_onnx(model: PoseModel, path: Path, batch: int | None = None, fp16: bool = False,
+                opset: int = DEFAULT_OPSET) -> Path:
+    """Write the network as ONNX with greitpose metadata; atomic (no partial file on failure).
+
+    `batch` fixes the graph's batch size; None (the default) leaves it free, which the onnx
+    backend needs to split batches across CPU cores.
+    """
     import onnx
 
     ensure_writable(path)
     network = model.network.eval().cpu()
     h, w = model.config.input_size
-    x = torch.zeros(batch, 3, h, w)
+    x = torch.zeros(batch or 1, 3, h, w)
     if fp16:
         network, x = network.half(), x.half()
     buffer = io.BytesIO()
@@ -44,7 +48,7 @@ def export_onnx(model: PoseModel, path: Path, dynamic_batch: bool = False, batch
             torch.onnx.export(
                 network, (x,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
                 output_names=["heatmaps"],
-                dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None)
+                dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}} if batch is None else None)
     finally:
         network.float()
     proto = onnx.load_from_string(buffer.getvalue())

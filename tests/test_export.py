@@ -71,7 +71,7 @@ def test_onnx_backend_matches_torch_in_the_pipeline(tmp_path: Path, trained_like
     from greitpose.results import Detections
 
     model = checkpoint.load(trained_like)
-    onnx_path = export_onnx(model, tmp_path / "m.onnx", dynamic_batch=True)
+    onnx_path = export_onnx(model, tmp_path / "m.onnx")
     import cv2
 
     noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
@@ -167,7 +167,7 @@ def test_an_all_onnx_pipeline_runs_without_torch(tmp_path: Path, trained_like: P
     assert result.returncode == 0, result.stderr
     detector = person_finder.with_suffix(".onnx")
     assert detector.is_file()
-    pose = export_onnx(checkpoint.load(trained_like), tmp_path / "pose.onnx", dynamic_batch=True)
+    pose = export_onnx(checkpoint.load(trained_like), tmp_path / "pose.onnx")
     cv2.imwrite(str(tmp_path / "img.jpg"), _test_images()[0])
     blocker = tmp_path / "no-torch" / "torch"
     blocker.mkdir(parents=True)
