@@ -133,10 +133,9 @@ class OnnxYoloDetector:
         path = Path(path)
         self.session = onnx_session(path, device)
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("task", "detect") != "detect" or "names" not in meta:
+        if meta.get("task") != "detect":
             raise GreitposeError(f"{path} is not an Ultralytics YOLO detection export "
                                  f"(task '{meta.get('task', 'unknown')}'); use greitpose export --detector")
-        self.names = ast.literal_eval(meta["names"])
         self.end_to_end = meta.get("end2end") == "True"
         inp = self.session.get_inputs()[0]
         size = inp.shape[2:] if all(isinstance(d, int) for d in inp.shape[2:]) else ast.literal_eval(meta["imgsz"])

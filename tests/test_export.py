@@ -12,6 +12,7 @@ import pytest
 
 from greitpose import checkpoint
 from greitpose.backends import OnnxBackend, load_backend
+from greitpose.errors import GreitposeError
 from greitpose.benchmark import realistic_model
 from greitpose.export import export_onnx, parity_check, sample_crops
 
@@ -157,6 +158,39 @@ def test_onnx_detector_matches_ultralytics_on_the_same_export(person_finder: Pat
         assert np.abs(got.boxes - ref.xyxy.numpy()).max() < 1.0
         h, w = image.shape[:2]
         assert (got.boxes >= 0).all() and (got.boxes[:, [0, 2]] <= w).all() and (got.boxes[:, [1, 3]] <= h).all()
+
+
+def test_onnx_detector_reads_end_to_end_exports(tmp_path: Path) -> None:
+    """NMS-free exports (YOLO26 and YOLOv10 style) give (max_det, 6) rows in letterbox pixels:
+    x1, y1, x2, y2, score, class. A fake model with fixed rows checks the mapping back."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from greitpose.detect import OnnxYoloDetector
+
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = [100, 200, 300, 400, 0.9, 0]  # a person
+    rows[0, 1] = [10, 170, 50, 250, 0.5, 0]  # another, lower score
+    rows[0, 2] = [0, 0, 640, 640, 0.95, 2]  # a car
+    rows[0, 3] = [0, 0, 10, 10, 0.1, 0]  # a person under the threshold
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+         helper.make_node("Mul", ["m", "zero"], ["z"]),
+         helper.make_node("Add", ["rows", "z"], ["output0"])],
+        "fake", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 300, 6])],
+        [numpy_helper.from_array(rows, "rows"), numpy_helper.from_array(np.zeros((), np.float32), "zero")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in {"task": "detect", "end2end": "True", "imgsz": "[640, 640]"}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp_path / "e2e.onnx"))
+    image = np.zeros((320, 640, 3), np.uint8)  # scale 1, 160 px of border above and below
+    det = OnnxYoloDetector(tmp_path / "e2e.onnx", conf=0.25)([image])[0]
+    assert np.allclose(det.scores, [0.9, 0.5])
+    assert np.allclose(det.boxes, [[100, 40, 300, 240], [10, 10, 50, 90]])
+    proto.metadata_props[0].value = "pose"
+    onnx.save(proto, str(tmp_path / "pose.onnx"))
+    with pytest.raises(GreitposeError, match="not an Ultralytics YOLO detection export"):
+        OnnxYoloDetector(tmp_path / "pose.onnx")
 
 
 def test_an_all_onnx_pipeline_runs_without_torch(tmp_path: Path, trained_like: Path, person_finder: Path) -> None:
