@@ -143,3 +143,24 @@ def test_info_unknown_model_is_one_line_error() -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "unknown model 'no-such-net'" in result.stderr
+
+
+def test_channels_last_gives_the_same_outputs_and_gradients() -> None:
+    """Training runs in channels_last on CPUs: the channel shuffle must interleave the same way.
+    In float64, so that rounding cannot hide a wrong order."""
+    torch.manual_seed(0)
+    model = build_model(get_config("greit-hrnet-18", 17, (64, 64))).train().double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+
+    def run(net: torch.nn.Module, inp: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net.zero_grad()
+        y = net(inp)
+        y.square().sum().backward()
+        return y.detach(), [p.grad.clone() for p in net.parameters()]
+
+    y, grads = run(model, x)
+    y_cl, grads_cl = run(model.to(memory_format=torch.channels_last),
+                         x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(y, y_cl, rtol=0, atol=1e-12)
+    top = max(float(g.abs().max()) for g in grads)
+    assert max(float((a - b).abs().max()) for a, b in zip(grads, grads_cl)) <= 1e-10 * top

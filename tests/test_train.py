@@ -147,3 +147,63 @@ def test_augmented_targets_follow_the_keypoints(tmp_path: Path) -> None:
         pix = crop.numpy().transpose(1, 2, 0)
         xy = np.clip(np.round(coords[0] * 4).astype(int), 0, [95, 127])
         assert (pix[xy[visible, 1], xy[visible, 0]].max(axis=1) > 40).mean() > 0.7
+
+
+def test_warm_start_loads_weights_of_the_same_model_at_any_size(tmp_path: Path) -> None:
+    from greitpose.models import get_config
+    from greitpose.train.loop import warm_start
+
+    source = checkpoint.new_model(get_config("greit-hrnet-18", 17, (64, 64)))
+    for p in source.network.parameters():
+        p.detach().uniform_(-1, 1)
+    path = checkpoint.save(source, tmp_path / "low.pt")
+    target = checkpoint.new_model(get_config("greit-hrnet-18", 17, (128, 96)))
+    warm_start(target, path)
+    for a, b in zip(source.network.state_dict().values(), target.network.state_dict().values()):
+        assert (a == b).all()
+    other = checkpoint.new_model(get_config("lite-hrnet-18", 17, (64, 64)))
+    with pytest.raises(GreitposeError, match="holds 'greit-hrnet-18'"):
+        warm_start(other, path)
+    ann = make_dataset(tmp_path / "data")
+    result = run_cli("train", "--train-ann", str(ann), "--input-size", "64x64", "--batch-size", "2",
+                     "--max-steps", "1", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"),
+                     "--init", str(tmp_path / "missing.pt"))
+    assert result.returncode == 1 and "missing.pt does not exist" in result.stderr
+
+
+def test_source_weights_steer_sampling(tmp_path: Path) -> None:
+    from greitpose.train.config import parse_source_weights
+    from greitpose.train.data import Sample
+    from greitpose.train.distributed import World
+    from greitpose.train.loop import epoch_order, sample_weights
+
+    assert parse_source_weights("a=1, b-c=2.5") == {"a": 1.0, "b-c": 2.5}
+    for bad in ("a", "a=-1", "=2", "a=x"):
+        with pytest.raises(GreitposeError, match="NAME=WEIGHT"):
+            parse_source_weights(bad)
+    samples = [Sample(Path("x"), np.zeros((17, 2)), np.ones(17), np.zeros(2), np.ones(2), src)
+               for src in ["a"] * 50 + ["b"] * 50]
+    weights = sample_weights(samples, {"a": 0.0, "b": 3.0})
+    order = epoch_order(100, 0, 0, World(0, 1), 10, weights)
+    assert len(order) == 100 and min(order) >= 50  # source a never drawn
+    assert order == epoch_order(100, 0, 0, World(0, 1), 10, weights)  # reproducible
+    assert sample_weights(samples, {}) is None
+    with pytest.raises(GreitposeError, match="no annotation has: c"):
+        sample_weights(samples, {"c": 2.0})
+
+
+def test_occlusion_covers_one_block_and_keeps_targets(tmp_path: Path) -> None:
+    from greitpose.train.data import Augment, TopDownDataset, coco_samples, occlude
+
+    crop = np.zeros((3, 64, 48), np.float32)
+    occlude(crop, np.random.default_rng(0))
+    ys, xs = np.nonzero(np.abs(crop).sum(0))
+    covered = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    assert 0.015 * 64 * 48 <= covered <= 0.25 * 64 * 48 and covered == len(ys)  # one solid block
+    ann = make_dataset(tmp_path / "data", n=2)
+    samples, kset = coco_samples(ann, ann.parent, (128, 96))
+    plain = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
+    hidden = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
+                            augment=Augment(half_body_prob=0.0, occlusion=1.0))
+    a, b = plain[0], hidden[0]
+    assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()

@@ -38,6 +38,11 @@ def split_halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.split(x.shape[1] // 2, dim=1)
 
 
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """True when x is laid out (B, H, W, C) in memory (channels_last training), not NCHW."""
+    return x.dim() == 4 and x.stride(1) < x.stride(3)
+
+
 def shuffle_cat(a: torch.Tensor, b: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
     """Channel shuffle (2 groups) of cat([a, b]): a0, b0, a1, b1, ...
 
@@ -46,6 +51,11 @@ def shuffle_cat(a: torch.Tensor, b: torch.Tensor, like: torch.Tensor | None = No
     instead of a concat plus a gather. `like`, a tensor already of the output's shape, saves
     the exported graph the shape arithmetic.
     """
+    if _is_channels_last(a):
+        # (B, H, W, C) memory: stacking the two halves on a new last axis interleaves them.
+        n, c, h, w = a.shape
+        joined = torch.stack([a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)], dim=-1)
+        return joined.view(n, h, w, 2 * c).permute(0, 3, 1, 2)
     joined = torch.cat([a, b], dim=2)
     if like is not None:
         return joined.view_as(like)

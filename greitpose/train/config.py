@@ -25,9 +25,11 @@ class TrainConfig:
     val_images: str = ""
     val_boxes: str = ""  # detections for validation (COCO results); ground-truth boxes when empty
     flip_pairs: str = ""  # 'a,b;c,d' for own datasets whose names do not say left/right
+    source_weights: str = ""  # 'name=w,...': sampling weight per annotation "source" (others 1)
     # model
     model: str = "greit-hrnet-18"
     input_size: str = "256x192"
+    init: str = ""  # warm start: weights file (.pt) of the same model, any input size
     # recipe (paper, DESIGN.md section 4)
     epochs: int = 210
     batch_size: int = 32  # per process
@@ -42,9 +44,11 @@ class TrainConfig:
     scale: float = 0.25
     flip: bool = True
     half_body: bool = True  # COCO-like sets only
+    shift: float = 0.0  # crop centre jitter, fraction of the crop
+    occlusion: float = 0.0  # probability of a random occluding block
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
-    channels_last: bool = False
+    channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
     clip_grad: float = 0.0  # max gradient norm; 0: off
     ema: float = 0.0  # EMA decay (e.g. 0.9998); 0: off
     workers: int = 4
@@ -68,9 +72,27 @@ class TrainConfig:
             raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
         if self.epochs < 1 or self.batch_size < 1:
             raise GreitposeError("epochs and batch size must be >= 1")
+        if not 0 <= self.shift < 0.5 or not 0 <= self.occlusion <= 1:
+            raise GreitposeError("shift must be in [0, 0.5) and occlusion in [0, 1]")
+        parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_source_weights(text: str) -> dict[str, float]:
+    """'lspet=1,har=3' -> {'lspet': 1.0, 'har': 3.0}; weights must be >= 0."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.rpartition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not name or weight < 0:
+            raise GreitposeError(f"source weight '{item}' is not NAME=WEIGHT with a weight >= 0")
+        weights[name.strip()] = weight
+    return weights
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class Sample:
     visible: np.ndarray  # (K,) 0/1
     center: np.ndarray  # (2,)
     scale: np.ndarray  # (2,) crop size in image px (aspect and padding applied)
+    source: str = ""  # the annotation's "source" field, for per-source sampling weights
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Augment:
     flip: bool = True
     half_body_prob: float = 0.3  # COCO: crop to the upper or lower body (when > 8 keypoints seen)
     upper_body: tuple[int, ...] = tuple(range(11))  # COCO: face, shoulders, arms
+    shift: float = 0.0  # crop centre moved by up to this fraction of the crop (detector-like boxes)
+    occlusion: float = 0.0  # probability of a random grey-noise block over part of the crop
 
 
 def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
@@ -54,7 +57,8 @@ def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
                 continue
             k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
             center, scale = codec.boxes_to_center_scale(np.array([[x1, y1, x2, y2]]), w / h)
-            samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0]))
+            samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0],
+                                  str(a.get("source", ""))))
     return samples, ds.keypoints
 
 
@@ -66,6 +70,18 @@ def mpii_samples(ann: Path, images: Path, input_size: tuple[int, int]) -> tuple[
         center, scale = codec.boxes_to_center_scale(mpii_box(p)[None], w / h, padding=1.0)
         samples.append(Sample(p.image, p.joints, (p.visible > 0).astype(np.float32), center[0], scale[0]))
     return samples, MPII
+
+
+def occlude(crop: np.ndarray, rng: np.random.Generator) -> None:
+    """Cover a random block (2-20% of the crop, aspect 1:3..3:1) with noise, in place: people
+    in everyday photos are often hidden behind others or objects, and a crop must not need
+    every part of the body in view. Targets stay: a hidden joint is still where it is."""
+    _, h, w = crop.shape
+    area = rng.uniform(0.02, 0.2) * h * w
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    bh, bw = min(h, int(np.sqrt(area * aspect))), min(w, int(np.sqrt(area / aspect)))
+    y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+    crop[:, y:y + bh, x:x + bw] = rng.normal(size=(crop.shape[0], bh, bw)).astype(crop.dtype)
 
 
 class TopDownDataset(Dataset):
@@ -115,6 +131,8 @@ class TopDownDataset(Dataset):
                 if half is not None:
                     center, scale = half
             scale = scale * np.clip(1 + rng.normal() * aug.scale, 1 - aug.scale, 1 + aug.scale)
+            if aug.shift:
+                center = center + rng.uniform(-aug.shift, aug.shift, 2) * scale
             if rng.random() <= 0.6:
                 rotation = float(np.clip(rng.normal() * aug.rotation, -2 * aug.rotation, 2 * aug.rotation))
             if aug.flip and rng.random() < 0.5:
@@ -126,6 +144,8 @@ class TopDownDataset(Dataset):
         h, w = self.input_size
         crop = crop_people(np.ascontiguousarray(image), center[None], scale[None], (h, w), self.mean,
                            self.std, rotation)[0]
+        if aug is not None and aug.occlusion and rng.random() < aug.occlusion:
+            occlude(crop, rng)
         hm = codec.image_to_heatmap(joints[None], center[None], scale[None], (w, h), (w // 4, h // 4), rotation)
         target, weight = codec.generate_heatmaps(hm, visible[None], (w // 4, h // 4), self.sigma)
         return torch.from_numpy(crop), torch.from_numpy(target[0]), torch.from_numpy(weight[0])

@@ -26,8 +26,8 @@ from greitpose.errors import GreitposeError
 from greitpose.models import get_config, parse_input_size
 from greitpose.progress import progress_bar
 from greitpose.train import distributed
-from greitpose.train.config import TrainConfig, save_config
-from greitpose.train.data import Augment, TopDownDataset, coco_samples, mpii_samples
+from greitpose.train.config import TrainConfig, parse_source_weights, save_config
+from greitpose.train.data import Augment, Sample, TopDownDataset, coco_samples, mpii_samples
 from greitpose.writers import ensure_writable
 
 STATE_FILE = "state.pt"
@@ -60,12 +60,42 @@ def steps_per_epoch(n: int, world: distributed.World, batch: int) -> int:
     return steps
 
 
-def epoch_order(n: int, seed: int, epoch: int, world: distributed.World, batch: int) -> list[int]:
+def epoch_order(n: int, seed: int, epoch: int, world: distributed.World, batch: int,
+                weights: torch.Tensor | None = None) -> list[int]:
     """This rank's sample indices for `epoch`: one shuffle shared by all ranks, dealt round-robin,
-    trimmed to whole batches on every rank."""
+    trimmed to whole batches on every rank. With per-sample `weights`, an epoch is n draws with
+    replacement in proportion to them instead."""
     g = torch.Generator().manual_seed(seed * 100003 + epoch)
-    order = torch.randperm(n, generator=g).tolist()
+    if weights is None:
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = torch.multinomial(weights, n, replacement=True, generator=g).tolist()
     return order[world.rank::world.size][: steps_per_epoch(n, world, batch) * batch]
+
+
+def sample_weights(samples: list[Sample], by_source: dict[str, float]) -> torch.Tensor | None:
+    """Per-sample sampling weights from per-source ones (unnamed sources weigh 1); None if none set."""
+    if not by_source:
+        return None
+    unknown = sorted(set(by_source) - {s.source for s in samples})
+    if unknown:
+        raise GreitposeError(f"source weights name sources no annotation has: {', '.join(unknown)}")
+    weights = torch.tensor([by_source.get(s.source, 1.0) for s in samples], dtype=torch.float64)
+    if not weights.sum() > 0:
+        raise GreitposeError("source weights leave no sample to train on")
+    return weights
+
+
+def warm_start(model: PoseModel, path: Path) -> None:
+    """Load the weights of `path` into `model`: the same architecture and keypoints; the input
+    size may differ (the network is fully convolutional), so a low-resolution run can seed a
+    full-resolution one."""
+    source = checkpoint.load(path)
+    if source.config.name != model.config.name or source.keypoints.names != model.keypoints.names:
+        raise GreitposeError(f"{path} holds '{source.config.name}' with {source.keypoints.num_keypoints} "
+                             f"keypoints; this run trains '{model.config.name}' with "
+                             f"{model.keypoints.num_keypoints}")
+    model.network.load_state_dict(source.network.state_dict())
 
 
 @dataclass
@@ -108,11 +138,15 @@ class Trainer:
         augment = None
         if config.augment:
             half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
-            augment = Augment(config.rotation, config.scale, config.flip, half)
+            augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
+                              occlusion=config.occlusion)
         self.data = TopDownDataset(samples, keypoints, size, self.model.mean, self.model.std, config.sigma,
                                    augment, config.seed)
+        self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
+        if config.init:
+            warm_start(self.model, Path(config.init))
         net = self.model.network.to(self.device)
         if config.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -220,7 +254,8 @@ class Trainer:
                 epoch = self.state.epoch
                 self.data.set_epoch(epoch)
                 done = self.state.step - epoch * self.steps_per_epoch
-                order = epoch_order(len(self.data), cfg.seed, epoch, world, cfg.batch_size)[done * cfg.batch_size:]
+                order = epoch_order(len(self.data), cfg.seed, epoch, world, cfg.batch_size,
+                                    self.sample_weights)[done * cfg.batch_size:]
                 loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=order, num_workers=cfg.workers,
                                     pin_memory=self.device.type == "cuda", drop_last=True,
                                     persistent_workers=False)
