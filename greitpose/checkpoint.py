@@ -94,7 +94,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise GreitposeError(f"weights file {path} does not exist")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise GreitposeError(f"{path} is not a readable greitpose weights file ({type(err).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise GreitposeError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,7 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from greitpose import limits
+from greitpose.downloads import OFFLINE_VAR, set_offline
 from greitpose.errors import GreitposeError
+from greitpose.limits import helps
 
 app = typer.Typer(help="2D multi-person pose estimation with Greit-HRNet.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -31,8 +36,10 @@ def _version(value: bool) -> None:
 def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Keep OpenCV/FFmpeg/Ultralytics log lines.")] = False,
 ) -> None:
     """2D multi-person pose estimation with Greit-HRNet."""
+    del verbose  # read from the command line before anything imports OpenCV (quiet_third_party)
 
 
 @app.command()
@@ -74,10 +81,10 @@ def infer(
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
     detector: Annotated[str, typer.Option(help="YOLO weights (.pt/.onnx path or name), or 'none' for whole-image boxes.")] = "yolo11n.pt",
-    det_conf: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
-    det_iou: Annotated[float, typer.Option(help="Detector NMS IoU threshold.")] = 0.7,
-    max_people: Annotated[int, typer.Option(help="At most this many people per frame.")] = 100,
-    download: Annotated[bool, typer.Option(help="Let Ultralytics download a named detector if missing.")] = False,
+    det_conf: Annotated[float, typer.Option(help=helps("det_conf", "Detector confidence threshold"))] = 0.25,
+    det_iou: Annotated[float, typer.Option(help=helps("det_iou", "Detector NMS IoU threshold"))] = 0.7,
+    max_people: Annotated[int, typer.Option(help=helps("max_people", "At most this many people per frame"))] = 100,
+    offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch a missing detector (also ${OFFLINE_VAR}=1).")] = False,
     backend: BackendOpt = "torch",
     device: Device = "auto",
     half: Annotated[Optional[bool], typer.Option("--half/--no-half", help="fp16 (default: on for CUDA).")] = None,
@@ -85,29 +92,35 @@ def infer(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")] = False,
     track: Annotated[bool, typer.Option(help="Person IDs across video frames (ByteTrack).")] = False,
     smooth: Annotated[bool, typer.Option(help="One-Euro smoothing of keypoints per track (implies --track).")] = False,
-    kpt_thr: Annotated[float, typer.Option(help="Draw keypoints scoring above this.")] = 0.3,
-    radius: Annotated[int, typer.Option(help="Keypoint radius in px.")] = 4,
-    thickness: Annotated[int, typer.Option(help="Line thickness in px.")] = 2,
+    kpt_thr: Annotated[float, typer.Option(help=helps("kpt_thr", "Draw keypoints scoring above this"))] = 0.3,
+    radius: Annotated[int, typer.Option(help=helps("radius", "Keypoint radius in px"))] = 4,
+    thickness: Annotated[int, typer.Option(help=helps("thickness", "Line thickness in px"))] = 2,
     no_boxes: Annotated[bool, typer.Option("--no-boxes", help="Do not draw person boxes.")] = False,
-    batch_frames: Annotated[int, typer.Option(help="Frames batched into one pose forward pass.")] = 4,
-    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+    batch_frames: Annotated[int, typer.Option(help=helps("batch_frames", "Frames batched into one pose forward pass"))] = 4,
+    max_frames: Annotated[Optional[int], typer.Option(help=helps("max_frames", "Stop after this many frames"))] = None,
     show: Annotated[bool, typer.Option(help="Show frames in a window (q to quit).")] = False,
 ) -> None:
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
     from greitpose.draw import DrawStyle
-    from greitpose.estimator import PoseEstimator
-    from greitpose.infer import run
+    from greitpose.estimator import PoseEstimator, check_settings
+    from greitpose.infer import check_outputs, run
+    from greitpose.sources import open_source
     from greitpose.models import parse_input_size
 
     if out is None and json_out is None and not show:
         raise GreitposeError("nothing to write: give --out, --json or --show")
+    # everything the user typed is checked before any model loads (that takes seconds)
+    set_offline(offline)
+    check_settings(detector, det_conf, det_iou, max_people, track or smooth)
+    limits.check(batch_frames=batch_frames, max_frames=max_frames)
+    style = DrawStyle(kpt_thr, radius, thickness, not no_boxes)
+    src = open_source(source, recursive)
+    check_outputs(src, out, json_out)
     estimator = PoseEstimator(model=model, weights=weights, detector=detector, backend=backend,
                               device=device, half=half, flip=flip, det_conf=det_conf, det_iou=det_iou,
-                              max_people=max_people, track=track, smooth=smooth, download=download,
+                              max_people=max_people, track=track, smooth=smooth,
                               input_size=parse_input_size(input_size))
-    summary = run(source, estimator, out, json_out, recursive,
-                  DrawStyle(kpt_thr, radius, thickness, not no_boxes), batch_frames, max_frames, show,
-                  console)
+    summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(summary.line(), highlight=False, soft_wrap=True)
@@ -125,7 +138,7 @@ def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Tabl
 @app.command("eval")
 def evaluate(
     dataset: Annotated[str, typer.Option(help="coco (any COCO-format keypoint set) or mpii.")] = "coco",
-    data_root: Annotated[Optional[Path], typer.Option(help="Folder with the annotation json and images.")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Folder with the annotation json and images; default: $GREITPOSE_DATA/NAME, ./NAME or ~/datasets/NAME (COCO val2017 is fetched there once when absent).")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Image folder (overrides the data root layout).")] = None,
     ann: Annotated[Optional[Path], typer.Option(help="Annotation json (overrides the data root layout).")] = None,
     gt_boxes: Annotated[bool, typer.Option("--gt-boxes", help="Person boxes from the ground truth (default).")] = False,
@@ -137,12 +150,13 @@ def evaluate(
     backend: BackendOpt = "torch",
     device: Device = "auto",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N images (COCO) or people (MPII).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help=helps("limit", "Evaluate the first N images (COCO) or people (MPII)"))] = None,
     flip_pairs: Annotated[Optional[str], typer.Option(help="Left/right pairs 'a,b;c,d' for own datasets.")] = None,
     sigmas: Annotated[Optional[str], typer.Option(help="Comma-separated OKS sigmas for own datasets.")] = None,
-    threshold: Annotated[float, typer.Option(help="MPII: PCKh threshold.")] = 0.5,
+    threshold: Annotated[float, typer.Option(help=helps("threshold", "MPII: PCKh threshold"))] = 0.5,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON.")] = None,
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write the predictions (COCO results / MPII json).")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch COCO or a detector (also ${OFFLINE_VAR}=1).")] = False,
 ) -> None:
     """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
     from greitpose.backends import load_backend
@@ -153,6 +167,8 @@ def evaluate(
 
     if dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
+    limits.check(limit=limit, threshold=threshold)
+    set_offline(offline)
     if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
         raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
     for given in (boxes, ann):
@@ -216,6 +232,7 @@ def export(
 
     if not onnx and detector is None:
         raise GreitposeError("nothing to export: give --onnx and/or --detector")
+    limits.check(batch=batch, opset=opset, tolerance=tolerance)
     if images is not None and not images.exists():
         raise GreitposeError(f"{images} does not exist")
     if onnx:
@@ -256,17 +273,22 @@ def benchmark(
     backends: Annotated[str, typer.Option(help="torch and/or onnx.")] = "torch,onnx",
     device: Device = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")] = None,
-    seconds: Annotated[float, typer.Option(help="Time spent per measurement.")] = 2.0,
+    seconds: Annotated[float, typer.Option(help=helps("seconds", "Time spent per measurement"))] = 2.0,
     video: Annotated[Optional[str], typer.Option(help="Video for the end-to-end figure (default: synthetic frames).")] = None,
-    frames: Annotated[int, typer.Option(help="Frames in the end-to-end run.")] = 20,
-    people: Annotated[int, typer.Option(help="People (boxes) per frame in the end-to-end run.")] = 4,
+    frames: Annotated[int, typer.Option(help=helps("frames", "Frames in the end-to-end run"))] = 20,
+    people: Annotated[int, typer.Option(help=helps("people", "People (boxes) per frame in the end-to-end run"))] = 4,
     train_batch: Annotated[int, typer.Option(help="Also measure training images/s at this batch (0: skip).")] = 0,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.")] = "256x192",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A short run: greit-hrnet-18, batches 1 and 8, 0.5 s per figure, 5 frames.")] = False,
 ) -> None:
     """Per-crop latency, crops/s, end-to-end frames/s and peak memory, per model and backend."""
     from greitpose import benchmark as bench
     from greitpose.models import get_config, parse_input_size
+
+    if quick:
+        models, batches, seconds, frames = "greit-hrnet-18", "1,8", 0.5, min(frames, 5)
+    limits.check(threads=threads, seconds=seconds, frames=frames, people=people, train_batch=train_batch)
 
     names = [get_config(m).name for m in _csv(models)]
     sizes = [int(b) for b in _csv(batches)]
@@ -277,10 +299,10 @@ def benchmark(
         from greitpose.writers import ensure_writable
 
         ensure_writable(json_path)
-    with console.status("benchmarking") as status:
-        report = bench.run(names, sizes, wanted, device, threads, seconds, video, frames, people,
-                           train_batch, parse_input_size(input_size),
-                           progress=lambda msg: status.update(f"benchmarking {msg}"))
+    # one line per measurement as it starts: a full run takes minutes
+    report = bench.run(names, sizes, wanted, device, threads, seconds, video, frames, people,
+                       train_batch, parse_input_size(input_size),
+                       progress=lambda msg: console.print(f"measuring {msg}", highlight=False))
     table = Table(title=f"pose latency on {report.device}, {report.threads} threads, "
                         f"{report.input_size[0]}x{report.input_size[1]}, no flip")
     for col in ("model", "backend", "batch", "ms/crop", "crops/s"):
@@ -360,13 +382,52 @@ def train(
     console.print(f"done: {run_dir / 'last.pt'}", highlight=False)
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: unwinds every `finally` (partial outputs are removed) and is caught
+    by nothing but `main`, so libraries cannot swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
+    raise Interrupted(signum)
+
+
+def quiet_third_party() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines off the terminal (before cv2 is imported);
+    `--verbose` or GREITPOSE_VERBOSE=1 keeps them."""
+    if "--verbose" in sys.argv[1:] or os.environ.get("GREITPOSE_VERBOSE") == "1":
+        return
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 1, never a traceback."""
+    """Entry point: user errors, bad options and interruptions become one line on stderr and a
+    non-zero exit (1 errors, 2 usage, 130 Ctrl-C, 143 SIGTERM), never a traceback."""
+    quiet_third_party()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupted)
     try:
-        app()
+        code = app(standalone_mode=False)
     except GreitposeError as err:
         console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
+    except typer.exceptions.TyperException as err:  # click's usage and parameter errors
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), highlight=False)
+        else:
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            console.print(f"[red]error:[/red] {err.format_message()}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(err, "exit_code", 2))
+    except (Interrupted, typer.Abort, KeyboardInterrupt) as err:
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        console.print(f"interrupted ({signal.Signals(signum).name}); partial outputs removed", highlight=False)
+        sys.exit(128 + signum)
+    sys.exit(code if isinstance(code, int) else 0)

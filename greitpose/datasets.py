@@ -185,10 +185,14 @@ def load_detections(path: Path, min_score: float = 0.0, category_id: int = 1) ->
     boxes: dict[int, list[tuple]] = {}
     for i, d in enumerate(data):
         _need(d, ("image_id", "bbox", "score"), f"detection #{i}", path)
-        if d.get("category_id", category_id) != category_id or d["score"] < min_score:
-            continue
-        x, y, w, h = d["bbox"]
-        if w <= 0 or h <= 0:
+        bbox = d["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
+            raise GreitposeError(f"{path}: detection #{i} has a bbox of {bbox!r}; COCO results need "
+                                 "[x, y, width, height]")
+        if not isinstance(d["score"], (int, float)):
+            raise GreitposeError(f"{path}: detection #{i} has a score of {d['score']!r}, not a number")
+        x, y, w, h = bbox
+        if d.get("category_id", category_id) != category_id or d["score"] < min_score or w <= 0 or h <= 0:
             continue
         boxes.setdefault(d["image_id"], []).append((x, y, x + w, y + h, float(d["score"])))
     return boxes

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from greitpose.backends import onnx_session
+from greitpose.downloads import fetch_detector
 from greitpose.errors import GreitposeError
 from greitpose.results import Detections
 from greitpose.weights import find_weights
@@ -53,34 +54,47 @@ class GivenBoxes:
         return out
 
 
+def check_person_model(weights: str, task: str | None, names: dict[int, str] | None) -> None:
+    """Ultralytics detection and pose models find people (class 0, 'person', for both COCO
+    detectors and pose models); segmentation, classification or other-class models do not."""
+    if task not in ("detect", "pose"):
+        raise GreitposeError(f"detector '{weights}' is a {task or 'unknown'} model; greitpose needs an "
+                             "Ultralytics detection or pose model (e.g. yolo11n.pt, yolo11n-pose.pt)")
+    if names and str(names.get(PERSON, "")).lower() != "person":
+        raise GreitposeError(f"detector '{weights}' has no 'person' class (class {PERSON} is "
+                             f"'{names.get(PERSON)}')")
+
+
 class YoloDetector:
     """Ultralytics YOLO restricted to the person class; `track=True` keeps IDs across frames."""
 
     def __init__(self, weights: str = DEFAULT_DETECTOR, conf: float = 0.25, iou: float = 0.7,
                  max_people: int = 100, device: str | None = None, half: bool = False,
-                 track: bool = False, tracker: str = "bytetrack.yaml", download: bool = False) -> None:
+                 track: bool = False, tracker: str = "bytetrack.yaml") -> None:
         from ultralytics import YOLO
 
         self.conf, self.iou, self.max_people, self.half = conf, iou, max_people, half
         self.device = device if device not in (None, "", "auto") else None
         self.tracks, self.tracker = track, tracker
-        source = self._locate(weights, download)
+        source = self._locate(weights)
         try:
             self.model = YOLO(source, task="detect")
         except Exception as err:  # ultralytics raises many kinds for unusable files
             raise GreitposeError(f"cannot load detector '{weights}': {str(err).splitlines()[0]}") from None
+        check_person_model(weights, self.model.task, self.model.names)
 
     @staticmethod
-    def _locate(weights: str, download: bool) -> str:
-        """A local file by the weights search order; a model .yaml builds an untrained net."""
+    def _locate(weights: str) -> str:
+        """A local file by the weights search order; a bare model name not on disk is fetched
+        once (unless offline); a model .yaml builds an untrained net."""
         if weights.endswith((".yaml", ".yml")):
             return weights
         try:
-            return str(find_weights(weights, "detector weights", hint="pass --detector PATH, or add --download"))
+            return str(find_weights(weights, "detector weights", hint="pass --detector PATH"))
         except GreitposeError:
-            if download and os.sep not in weights:
-                return weights  # ultralytics fetches known names itself
-            raise
+            if "/" in weights or os.sep in weights:
+                raise  # a path the user typed: nothing to fetch
+            return str(fetch_detector(weights))
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         kwargs = dict(classes=[PERSON], conf=self.conf, iou=self.iou, max_det=self.max_people,
@@ -170,11 +184,10 @@ class OnnxYoloDetector:
 
 
 def load_detector(weights: str, conf: float = 0.25, iou: float = 0.7, max_people: int = 100,
-                  device: str | None = None, half: bool = False, track: bool = False,
-                  download: bool = False) -> Detector:
+                  device: str | None = None, half: bool = False, track: bool = False) -> Detector:
     """The detector for a weights name: an ONNX export runs on ONNX Runtime alone, except when
     tracking (Ultralytics' trackers); anything else goes through Ultralytics."""
     if weights.endswith(".onnx") and not track:
         path = find_weights(weights, "detector weights", hint="export one with greitpose export --detector")
         return OnnxYoloDetector(path, conf, iou, max_people, device)
-    return YoloDetector(weights, conf, iou, max_people, device, half=half, track=track, download=download)
+    return YoloDetector(weights, conf, iou, max_people, device, half=half, track=track)

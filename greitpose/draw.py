@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from greitpose import limits
 from greitpose.keypoints import KeypointSet
 from greitpose.results import Poses
 
@@ -22,6 +23,9 @@ class DrawStyle:
     radius: int = 4
     thickness: int = 2
     boxes: bool = True
+
+    def __post_init__(self) -> None:
+        limits.check(kpt_thr=self.kpt_thr, radius=self.radius, thickness=self.thickness)
 
 
 def _track_color(tid: int) -> tuple[int, int, int]:

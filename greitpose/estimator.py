@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from greitpose import limits
 from greitpose.backends import Backend, load_backend
 from greitpose.detect import DEFAULT_DETECTOR, Detector, WholeImage, load_detector
+from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
 from greitpose.models import get_config
 from greitpose.pose import TopDown
@@ -37,6 +39,14 @@ def pose_weights(model: str | None, weights: str | os.PathLike[str] | None, inpu
     return find_weights(name, "pose weights"), expect
 
 
+def check_settings(detector: object, det_conf: float, det_iou: float, max_people: int, track: bool) -> None:
+    """The estimator's own settings, checked before anything loads."""
+    limits.check(det_conf=det_conf, det_iou=det_iou, max_people=max_people)
+    if track and detector in (None, "none"):
+        raise GreitposeError("--track and --smooth follow detected people: they need a detector, "
+                             "not --detector none")
+
+
 class PoseEstimator:
     """Image(s) in (BGR numpy arrays), `Poses` out.
 
@@ -48,8 +58,9 @@ class PoseEstimator:
                  detector: str | Detector | None = DEFAULT_DETECTOR, backend: str | Backend = "torch",
                  device: str | None = None, half: bool | None = None, flip: bool = True,
                  det_conf: float = 0.25, det_iou: float = 0.7, max_people: int = 100,
-                 track: bool = False, smooth: bool = False, download: bool = False,
+                 track: bool = False, smooth: bool = False,
                  input_size: tuple[int, int] = (256, 192)) -> None:
+        check_settings(detector, det_conf, det_iou, max_people, track or smooth)
         if isinstance(backend, str):
             path, expect = pose_weights(model, weights, input_size, backend)
             backend = load_backend(path, backend, device, half, expect_model=expect)
@@ -60,7 +71,7 @@ class PoseEstimator:
             self.detector: Detector = WholeImage()
         elif isinstance(detector, str):
             self.detector = load_detector(detector, det_conf, det_iou, max_people, device,
-                                          half=bool(half), track=track, download=download)
+                                          half=bool(half), track=track)
         else:
             self.detector = detector
         self.smoother = TrackSmoother() if smooth else None

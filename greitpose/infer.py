@@ -13,6 +13,7 @@ from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
 from greitpose.progress import progress_bar
+from greitpose import limits
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
@@ -67,11 +68,37 @@ def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield chunk
 
 
-def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
+#: Containers the video writer produces (MPEG-4/H.264 in mp4-like ones, Motion JPEG otherwise).
+VIDEO_OUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv"}
+
+
+def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None:
+    """Refuse output paths that do not fit the source, before anything is computed."""
+    if json_path is not None and json_path.is_dir():
+        raise GreitposeError(f"cannot write to {json_path}: it is a folder")
+    if out is None:
+        return
+    suffix = out.suffix.lower()
+    if src.is_video:
+        if suffix not in VIDEO_OUT_SUFFIXES:
+            raise GreitposeError(f"--out {out}: a video needs a video file name "
+                                 f"({' '.join(sorted(VIDEO_OUT_SUFFIXES))})")
+    elif suffix and not out.is_dir():
+        if suffix not in IMAGE_SUFFIXES:
+            raise GreitposeError(f"--out {out}: '{suffix}' is not an image type "
+                                 f"({' '.join(sorted(IMAGE_SUFFIXES))}); or give a folder")
+        if len(src) != 1:
+            raise GreitposeError(f"--out {out} is one image file, but {src.label} has {len(src)} images: "
+                                 "give a folder")
+
+
+def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
         recursive: bool = False, style: DrawStyle = DrawStyle(), batch_frames: int = 4,
         max_frames: int | None = None, show: bool = False, console: Console | None = None,
         warn: Callable[[str], None] | None = None) -> Summary:
-    """Run pose estimation over `source`; outputs appear only when complete."""
+    """Run pose estimation over `source` (a path, glob, webcam index or an opened source);
+    outputs appear only when complete."""
+    limits.check(batch_frames=batch_frames, max_frames=max_frames)
     console = console or Console(stderr=True)
     warn = warn or (lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False))
     summary = Summary()
@@ -80,7 +107,10 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
         summary.skipped.append(str(path))
         warn(f"skipped {path}: not a readable image")
 
-    src: Source = open_source(source, recursive, on_skip=skip)
+    src = open_source(source, recursive) if isinstance(source, str) else source
+    if not src.is_video:
+        src.on_skip = skip
+    check_outputs(src, out, json_path)
     video_out = json_out = None
     # a single image may go to a file path; otherwise images mirror their names under a folder
     out_is_file = out is not None and len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
@@ -97,7 +127,7 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
             total = min(total or max_frames, max_frames)
         started = time.perf_counter()
         with progress_bar(console) as progress:
-            task = progress.add_task(f"pose {source}", total=total, info="")
+            task = progress.add_task(f"pose {src.label}", total=total, info="")
             frames = (f for f in src if max_frames is None or f.index < max_frames)
             for chunk in _chunks(frames, 1 if show else batch_frames):
                 poses = estimator.process([f.image for f in chunk], [f.time for f in chunk])
@@ -127,10 +157,9 @@ def run(source: str, estimator: PoseEstimator, out: Path | None = None, json_pat
                     break
         summary.seconds = time.perf_counter() - started
         if summary.frames == 0:
-            raise GreitposeError(f"no readable images in {source}")
+            raise GreitposeError(f"no readable images in {src.label}")
         if video_out is not None:
-            note = video_out.commit(audio_from=source if isinstance(src, VideoSource) and
-                                    not source.isdigit() else None)
+            note = video_out.commit(audio_from=src.file if isinstance(src, VideoSource) else None)
             if note:
                 summary.notes.append(note)
             summary.outputs.append(str(out))

@@ -44,8 +44,9 @@ class TopDown:
     """Crops people, runs the backend (with the flipped crops in the same batch), decodes."""
 
     def __init__(self, backend: Backend, flip: bool = True, padding: float = 1.25,
-                 keypoints: KeypointSet | None = None) -> None:
+                 keypoints: KeypointSet | None = None, max_batch: int = 64) -> None:
         self.backend = backend
+        self.max_batch = max_batch
         self.flip = flip
         self.padding = padding
         self.flip_index = (keypoints or backend.keypoints).flip_index()
@@ -55,8 +56,17 @@ class TopDown:
         return self.backend.config.input_size
 
     def heatmaps(self, crops: np.ndarray) -> np.ndarray:
-        """Heatmaps for a crop batch, flip-test averaged when enabled."""
-        if not self.flip or len(crops) == 0:
+        """Heatmaps for a crop batch, flip-test averaged when enabled. At most `max_batch`
+        crops (plain and mirrored counted) go through one forward pass, so that memory stays
+        bounded however many people an image or a batch of frames holds."""
+        if len(crops) == 0:
+            return self.backend(crops)
+        step = max(1, self.max_batch // 2 if self.flip else self.max_batch)
+        parts = [self._forward(crops[i:i + step]) for i in range(0, len(crops), step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        if not self.flip:
             return self.backend(crops)
         both = self.backend(np.concatenate([crops, crops[..., ::-1]]))
         plain, mirrored = both[: len(crops)], both[len(crops):]
@@ -64,7 +74,7 @@ class TopDown:
 
     def __call__(self, images: Sequence[np.ndarray], detections: Sequence[Detections],
                  padding: float | None = None) -> list[Poses]:
-        """Pose of every detected person in every image, in one batched forward pass.
+        """Pose of every detected person in every image, in batched forward passes.
 
         `padding` overrides the box padding (e.g. 1.0 for crops that are padded already).
         """

@@ -36,8 +36,9 @@ class ImageSource:
 
     is_video = False
 
-    def __init__(self, paths: list[Path], root: Path, on_skip: Callable[[Path], None] | None = None) -> None:
-        self.paths, self.root = paths, root
+    def __init__(self, paths: list[Path], root: Path, on_skip: Callable[[Path], None] | None = None,
+                 label: str = "") -> None:
+        self.paths, self.root, self.label = paths, root, label or str(root)
         self.on_skip = on_skip or (lambda p: None)
         self.fps, self.size = 0.0, None
 
@@ -67,6 +68,7 @@ class VideoSource:
     def __init__(self, target: str | int, label: str) -> None:
         self.capture = cv2.VideoCapture(target)
         self.label = label
+        self.file = target if isinstance(target, str) else None  # None: a webcam
         ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
         if not ok or first is None:
             self.capture.release()
@@ -109,7 +111,7 @@ def open_source(source: str, recursive: bool = False,
         paths = _images_in([Path(p) for p in glob.glob(source, recursive=True)])
         if not paths:
             raise GreitposeError(f"no images match '{source}'")
-        return ImageSource(paths, Path(os.path.commonpath([str(p.parent) for p in paths])), on_skip)
+        return ImageSource(paths, Path(os.path.commonpath([str(p.parent) for p in paths])), on_skip, source)
     path = Path(source).expanduser()
     if not path.exists():
         raise GreitposeError(f"{source} does not exist")
@@ -118,7 +120,7 @@ def open_source(source: str, recursive: bool = False,
         if not paths:
             hint = "" if recursive else " (add --recursive to look in sub-folders)"
             raise GreitposeError(f"no images in folder {source}{hint}")
-        return ImageSource(paths, path, on_skip)
+        return ImageSource(paths, path, on_skip, source)
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
@@ -127,6 +129,6 @@ def open_source(source: str, recursive: bool = False,
     if suffix in IMAGE_SUFFIXES:
         if read_image(path) is None:
             raise GreitposeError(f"cannot read image {source} (empty, corrupt or not an image)")
-        return ImageSource([path], path.parent, on_skip)
+        return ImageSource([path], path.parent, on_skip, source)
     raise GreitposeError(f"{source}: unsupported file type '{suffix}' (images: "
                          f"{' '.join(sorted(IMAGE_SUFFIXES))}; videos: {' '.join(sorted(VIDEO_SUFFIXES))})")

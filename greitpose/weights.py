@@ -1,4 +1,9 @@
-"""Where weights files are looked for, in one order for the pose model and the detector."""
+"""Where weights files are looked for, in one order for the pose model and the detector.
+
+The project's own trained weights live in the repository's `weights/` folder; wheels carry
+them as the package `greitpose._weights` (see pyproject.toml), so a plain `pip install` finds
+them as well as an editable one or a source checkout.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,30 @@ from pathlib import Path
 
 from greitpose.errors import GreitposeError
 
-#: The repository's (or installed tree's) `weights/` folder.
-PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+#: The repository's `weights/` folder (a source checkout or an editable install).
+REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+#: Where a wheel installs the same files (package `greitpose._weights`).
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "_weights"
 ENV_VAR = "GREITPOSE_WEIGHTS"
 
 
-def search_dirs() -> list[Path]:
-    """The package's weights/ folder, then the user folder named by $GREITPOSE_WEIGHTS."""
-    dirs = [PACKAGE_WEIGHTS]
+def user_dir() -> Path:
+    """The folder for weights the user adds or lets greitpose fetch: $GREITPOSE_WEIGHTS, else
+    the checkout's `weights/` when it is writable, else ~/.cache/greitpose/weights."""
     if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]).expanduser())
+        return Path(os.environ[ENV_VAR]).expanduser()
+    if REPO_WEIGHTS.is_dir() and os.access(REPO_WEIGHTS, os.W_OK):
+        return REPO_WEIGHTS
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "greitpose" / "weights"
+
+
+def search_dirs() -> list[Path]:
+    """The shipped weights (installed package, then the checkout), then the user's folder."""
+    dirs: list[Path] = []
+    for folder in (BUNDLED_WEIGHTS, REPO_WEIGHTS, user_dir()):
+        if folder not in dirs:
+            dirs.append(folder)
     return dirs
 
 
@@ -38,7 +57,6 @@ def find_weights(name: str | os.PathLike[str], what: str = "weights", hint: str 
     for path in tried:
         if path.is_file():
             return path
-    where = f"{PACKAGE_WEIGHTS}/ or a folder named by ${ENV_VAR}"
     raise GreitposeError(
         f"{what} '{Path(name).name}' not found (tried {', '.join(map(str, tried))}); "
-        f"put it in {where}, or {hint}")
+        f"put it in {user_dir()}/ (or a folder named by ${ENV_VAR}), or {hint}")

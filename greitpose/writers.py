@@ -142,7 +142,11 @@ class VideoFile:
         if audio_from:
             cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac"]
         cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(final)]
-        done = subprocess.run(cmd, capture_output=True, timeout=3600)
+        try:  # stdin closed: ffmpeg would otherwise eat the caller's input (shell read loops)
+            done = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=3600)
+        except BaseException:  # interrupted or timed out: leave no half-encoded file behind
+            final.unlink(missing_ok=True)
+            raise
         if done.returncode != 0 or not final.is_file():
             final.unlink(missing_ok=True)
             return "ffmpeg could not re-encode the video: left as MPEG-4 Part 2" + (

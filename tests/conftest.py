@@ -9,9 +9,23 @@ from pathlib import Path
 
 import pytest
 
+# Tests never download: a missing detector or dataset is an error, as on an offline machine.
+os.environ["GREITPOSE_OFFLINE"] = "1"
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREITPOSE_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
+
+
+MODELS = SHARED / "models"
+
+
+def shared_model(name: str) -> Path:
+    """A third-party model under ../shared/models, or skip saying what is missing."""
+    path = MODELS / name
+    if not path.is_file():
+        pytest.skip(f"shared model {path} is absent")
+    return path
 
 
 def shared_path(*parts: str) -> Path:

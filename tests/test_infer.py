@@ -93,8 +93,10 @@ def test_one_euro_smoothing_reduces_jitter() -> None:
 def test_missing_detector_weights_name_the_tried_paths() -> None:
     from greitpose.detect import YoloDetector
 
-    with pytest.raises(GreitposeError, match="detector weights 'nope.pt' not found.*--download"):
+    with pytest.raises(GreitposeError, match="detector weights 'nope.pt' not found.*fetching is off.*put the file in"):
         YoloDetector("nope.pt")
+    with pytest.raises(GreitposeError, match="'sub/nope.pt' not found|'nope.pt' not found"):
+        YoloDetector("sub/nope.pt")  # a path is never fetched
 
 
 # --- the command line, as a user runs it -------------------------------------------------------
@@ -159,11 +161,12 @@ def test_video_to_video_and_jsonl(tmp_path: Path, random_checkpoint: Path) -> No
 def test_missing_weights_is_one_line(tmp_path: Path) -> None:
     [img] = _write_images(tmp_path, 1)
     result = run_cli("infer", str(img), "--out", str(tmp_path / "o.jpg"), "--detector", "none",
-                     env={"GREITPOSE_WEIGHTS": str(tmp_path)})
+                     "--model", "greit-hrnet-30", env={"GREITPOSE_WEIGHTS": str(tmp_path)})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "greit-hrnet-18-coco-256x192.pt" in result.stderr and "not found" in result.stderr
+    assert "greit-hrnet-30-coco-256x192.pt" in result.stderr and "not found" in result.stderr
+    assert f"put it in {tmp_path}/" in result.stderr
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "empty-video", "unwritable"])

@@ -17,6 +17,7 @@ from greitpose.datasets import (
     load_detections,
     load_mpii,
 )
+from greitpose.downloads import locate_dataset
 from greitpose.errors import GreitposeError
 from greitpose.evaluation import coco, mpii
 from greitpose.pose import TopDown
@@ -61,7 +62,8 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
                   save_predictions: Path | None = None, console: Console | None = None) -> EvalResult:
     """COCO keypoint AP/AR of `backend` on a COCO-format set, by the SimpleBaseline/HRNet protocol."""
     console = console or Console(stderr=True)
-    ann, image_dir = find_coco_files(options.data_root, options.images, options.ann)
+    root = options.data_root if options.data_root or options.ann else locate_dataset("coco")
+    ann, image_dir = find_coco_files(root, options.images, options.ann)
     dataset = load_coco(ann, image_dir, options.flip_pairs, options.sigmas, check_images=False)
     image_ids = sorted(dataset.images)[: options.limit or None]
     check_image_files(dataset, image_ids)  # before any inference starts
@@ -106,8 +108,7 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
     """MPII PCKh@threshold of `backend` on an MPII json set."""
     console = console or Console(stderr=True)
     if ann is None:
-        if data_root is None:
-            raise GreitposeError("give --data-root, or --ann and --images")
+        data_root = data_root or locate_dataset("mpii")
         found = [p for p in (data_root / "annotations" / "valid.json", data_root / "valid.json",
                              *sorted(data_root.glob("*mpii*.json"))) if p.is_file()]
         if not found:

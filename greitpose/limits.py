@@ -1,0 +1,61 @@
+"""Allowed ranges of numeric options, in one table for the command line and the library: the
+CLI prints them in its help and checks them before loading any model; the library raises the
+same errors for the same values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from greitpose.errors import GreitposeError
+
+
+@dataclass(frozen=True)
+class Range:
+    lo: float | None = None
+    hi: float | None = None
+
+    def text(self) -> str:
+        if self.hi is None:
+            return f">= {self.lo:g}"
+        return f"{self.lo:g} to {self.hi:g}"
+
+    def holds(self, value: float) -> bool:
+        return (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+
+
+RANGES: dict[str, Range] = {
+    "det_conf": Range(0.0, 1.0),
+    "det_iou": Range(0.0, 1.0),
+    "kpt_thr": Range(0.0, 1.0),
+    "max_people": Range(1),
+    "radius": Range(1),
+    "thickness": Range(1),
+    "batch_frames": Range(1),
+    "max_frames": Range(1),
+    "limit": Range(1),
+    "threshold": Range(0.0, 1.0),
+    "seconds": Range(0.01),
+    "frames": Range(1),
+    "people": Range(1),
+    "threads": Range(1),
+    "train_batch": Range(0),
+    "batch": Range(1),
+    "opset": Range(11),
+    "tolerance": Range(0.0),
+}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def helps(name: str, text: str) -> str:
+    """Option help with its allowed range appended, e.g. 'Detector confidence (0 to 1).'"""
+    return f"{text.rstrip('.')} ({RANGES[name].text()})."
+
+
+def check(**values: float | None) -> None:
+    """Raise a one-line error for the first value outside its range (None: not given)."""
+    for name, value in values.items():
+        if value is not None and not RANGES[name].holds(value):
+            raise GreitposeError(f"{flag(name)} must be {RANGES[name].text()}, got {value:g}")

@@ -1,0 +1,184 @@
+"""Bad input of every kind: one line naming the thing, a non-zero exit, no traceback, nothing
+left behind. These errors come before any model is loaded, so no trained weights are needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from greitpose.errors import GreitposeError
+
+from conftest import REPO, run_cli, shared_path
+
+
+def _image(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "person.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((240, 160, 3), 90, np.uint8))
+    return path
+
+
+def _assert_clean_failure(result: subprocess.CompletedProcess, needle: str, out_dir: Path) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+    assert not [p for p in out_dir.rglob("*") if p.is_file()], list(out_dir.rglob("*"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--det-conf", "2"], "--det-conf must be 0 to 1, got 2"),
+    (["--det-conf", "-0.1"], "--det-conf must be 0 to 1"),
+    (["--det-iou", "1.5"], "--det-iou must be 0 to 1"),
+    (["--max-people", "0"], "--max-people must be >= 1, got 0"),
+    (["--radius", "-3"], "--radius must be >= 1, got -3"),
+    (["--thickness", "0"], "--thickness must be >= 1"),
+    (["--kpt-thr", "1.5"], "--kpt-thr must be 0 to 1"),
+    (["--batch-frames", "0"], "--batch-frames must be >= 1, got 0"),
+    (["--batch-frames", "-2"], "--batch-frames must be >= 1, got -2"),
+    (["--max-frames", "0"], "--max-frames must be >= 1, got 0"),
+    (["--det-conf", "abc"], "Invalid value for '--det-conf'"),
+    (["--no-such-option"], "No such option"),
+    (["--track", "--detector", "none"], "need a detector"),
+    (["--smooth", "--detector", "none"], "need a detector"),
+])
+def test_bad_option_values_fail_before_anything_loads(tmp_path: Path, args: list[str], needle: str) -> None:
+    img = _image(tmp_path)
+    out = tmp_path / "out"
+    # a missing weights file proves the check ran first: it would otherwise be the error
+    result = run_cli("infer", str(img), "--out", str(out / "r.jpg"), "--json", str(out / "r.json"),
+                     "--weights", str(tmp_path / "missing.pt"), *args)
+    _assert_clean_failure(result, needle, out)
+
+
+@pytest.mark.parametrize("source, out_name, needle", [
+    ("image", "result.xyz", "'.xyz' is not an image type"),
+    ("folder", "one.jpg", "is one image file, but"),
+    ("video", "clip.jpg", "a video needs a video file name"),
+    ("missing", "r.jpg", "does not exist"),
+])
+def test_outputs_that_do_not_fit_the_source(tmp_path: Path, source: str, out_name: str, needle: str) -> None:
+    img = _image(tmp_path)
+    if source == "folder":
+        cv2.imwrite(str(img.parent / "second.jpg"), np.zeros((50, 50, 3), np.uint8))
+    path = {"image": str(img), "folder": str(img.parent), "missing": str(tmp_path / "nope.jpg"),
+            "video": str(shared_path("video", "demo.mp4")) if source == "video" else ""}[source]
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    result = run_cli("infer", path, "--out", str(out / out_name), "--weights", str(tmp_path / "missing.pt"))
+    _assert_clean_failure(result, needle, out)
+    assert not (out / out_name).exists()
+    assert time.perf_counter() - started < 60  # no model was loaded to find this out
+
+
+def test_library_raises_the_same_errors() -> None:
+    from greitpose.draw import DrawStyle
+    from greitpose.estimator import PoseEstimator
+    from greitpose.infer import run
+
+    with pytest.raises(GreitposeError, match="--det-conf must be 0 to 1, got 2"):
+        PoseEstimator(weights="never-loaded.pt", det_conf=2)
+    with pytest.raises(GreitposeError, match="--max-people must be >= 1"):
+        PoseEstimator(weights="never-loaded.pt", max_people=0)
+    with pytest.raises(GreitposeError, match="need a detector"):
+        PoseEstimator(weights="never-loaded.pt", detector="none", track=True)
+    with pytest.raises(GreitposeError, match="--radius must be >= 1"):
+        DrawStyle(radius=-3)
+    with pytest.raises(GreitposeError, match="--batch-frames must be >= 1"):
+        run("anything.jpg", None, batch_frames=0)  # type: ignore[arg-type]
+
+
+def test_eval_rejects_broken_detections_and_truncated_weights(tmp_path: Path, random_checkpoint: Path) -> None:
+    root = shared_path("coco-tiny")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"image_id": 785, "category_id": 1, "bbox": [10, 20], "score": 0.9}]))
+    result = run_cli("eval", "--data-root", str(root), "--weights", str(random_checkpoint), "--boxes", str(boxes))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "detection #0 has a bbox of [10, 20]" in result.stderr
+    for size in (100, 30_000, random_checkpoint.stat().st_size // 2):
+        cut = tmp_path / f"cut{size}.pt"
+        cut.write_bytes(random_checkpoint.read_bytes()[:size])
+        result = run_cli("eval", "--data-root", str(root), "--weights", str(cut))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"{cut} is not a readable greitpose weights file" in result.stderr
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_video_cleans_up_and_says_so(tmp_path: Path, random_checkpoint: Path,
+                                                  signum: int, code: int) -> None:
+    video = shared_path("video", "pedestrians.avi")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "greitpose", "infer", str(video), "--weights",
+                             str(random_checkpoint), "--detector", "none", "--device", "cpu",
+                             "--out", str(out / "a.mp4"), "--json", str(out / "a.jsonl")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".*partial*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1]
+    time.sleep(1.0)  # mid-video, frames being written
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert list(out.iterdir()) == []
+
+
+def test_child_processes_leave_the_callers_stdin_alone(tmp_path: Path, random_checkpoint: Path) -> None:
+    """`while read f; do greitpose infer "$f" ...; done < list` must see every line of list."""
+    from greitpose.writers import ffmpeg_exe
+
+    if ffmpeg_exe() is None:
+        pytest.skip("no ffmpeg binary: nothing would read stdin")
+    video = shared_path("video", "demo.mp4")
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"line-{i}-{'x' * 50}\n" for i in range(20)))
+    script = (f'read first; "{sys.executable}" -m greitpose infer "{video}" --weights "{random_checkpoint}" '
+              f'--detector none --device cpu --out "{tmp_path / "o.mp4"}" >/dev/null 2>&1; cat')
+    done = subprocess.run(["bash", "-c", script], stdin=listing.open(), capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    assert (tmp_path / "o.mp4").is_file()
+    assert done.stdout == "".join(f"line-{i}-{'x' * 50}\n" for i in range(1, 20))
+
+
+def test_crops_go_through_the_network_in_bounded_batches() -> None:
+    from greitpose.pose import TopDown
+    from greitpose.results import Detections
+
+    from test_infer import FixedBackend, _image
+
+    boxes = np.array([[10 + i, 20, 120 + i, 300] for i in range(45)], np.float32)
+    dets = [Detections(boxes, np.ones(45, np.float32))]
+    small, large = FixedBackend(), FixedBackend()
+    bounded = TopDown(small, flip=True, max_batch=16)([_image()], dets)[0]
+    assert max(small.batches) <= 16 and sum(small.batches) == 90
+    whole = TopDown(large, flip=True, max_batch=1000)([_image()], dets)[0]
+    assert large.batches == [90]
+    assert np.allclose(bounded.keypoints, whole.keypoints) and np.allclose(bounded.keypoint_scores,
+                                                                          whole.keypoint_scores)
+
+
+def test_offline_detector_and_foreign_models_are_refused(tmp_path: Path) -> None:
+    from greitpose.detect import check_person_model
+
+    img = _image(tmp_path)
+    result = run_cli("infer", str(img), "--json", str(tmp_path / "r.json"), "--detector", "yolo11s.pt")
+    _assert_clean_failure(result, "detector weights 'yolo11s.pt' not found and fetching is off", tmp_path / "none")
+    assert not (tmp_path / "r.json").exists()
+    check_person_model("a.pt", "detect", {0: "person", 1: "bicycle"})
+    check_person_model("b.pt", "pose", {0: "person"})
+    with pytest.raises(GreitposeError, match="is a segment model"):
+        check_person_model("c.pt", "segment", {0: "person"})
+    with pytest.raises(GreitposeError, match="has no 'person' class"):
+        check_person_model("d.pt", "detect", {0: "car"})
