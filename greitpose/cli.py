@@ -84,6 +84,7 @@ def infer(
     det_conf: Annotated[float, typer.Option(help=helps("det_conf", "Detector confidence threshold"))] = 0.25,
     det_iou: Annotated[float, typer.Option(help=helps("det_iou", "Detector NMS IoU threshold"))] = 0.7,
     max_people: Annotated[int, typer.Option(help=helps("max_people", "At most this many people per frame"))] = 100,
+    det_every: Annotated[int, typer.Option(help=helps("det_every", "Video: run the detector every N frames and follow people by their keypoints in between (at once again when someone is lost); IDs as with --track"))] = 1,
     offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch a missing detector (also ${OFFLINE_VAR}=1).")] = False,
     backend: BackendOpt = "torch",
     device: Device = "auto",
@@ -99,6 +100,7 @@ def infer(
     batch_frames: Annotated[int, typer.Option(help=helps("batch_frames", "Frames batched into one pose forward pass"))] = 4,
     max_frames: Annotated[Optional[int], typer.Option(help=helps("max_frames", "Stop after this many frames"))] = None,
     show: Annotated[bool, typer.Option(help="Show frames in a window (q to quit).")] = False,
+    coco_dataset: Annotated[Optional[Path], typer.Option(help="Images: also write a COCO keypoint dataset (needs --json X.jsonl), to correct in CVAT/Label Studio and train on.")] = None,
 ) -> None:
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
     from greitpose.draw import DrawStyle
@@ -111,19 +113,50 @@ def infer(
         raise GreitposeError("nothing to write: give --out, --json or --show")
     # everything the user typed is checked before any model loads (that takes seconds)
     set_offline(offline)
-    check_settings(detector, det_conf, det_iou, max_people, track or smooth)
+    check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every)
     limits.check(batch_frames=batch_frames, max_frames=max_frames)
     style = DrawStyle(kpt_thr, radius, thickness, not no_boxes)
     src = open_source(source, recursive)
     check_outputs(src, out, json_out)
+    if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
+        raise GreitposeError("--coco-dataset labels images: give an image source and --json RESULTS.jsonl "
+                             "(the per-image results it is made from)")
     estimator = PoseEstimator(model=model, weights=weights, detector=detector, backend=backend,
                               device=device, half=half, flip=flip, det_conf=det_conf, det_iou=det_iou,
                               max_people=max_people, track=track, smooth=smooth,
+                              det_every=det_every if src.is_video else 1,
                               input_size=parse_input_size(input_size))
     summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(summary.line(), highlight=False, soft_wrap=True)
+    if coco_dataset is not None and json_out is not None:
+        from greitpose.batch import coco_dataset_from_lines
+
+        images, people = coco_dataset_from_lines(json_out, coco_dataset, estimator.keypoints, kpt_thr)
+        console.print(f"COCO dataset: {images} images, {people} people -> {coco_dataset}", highlight=False)
+
+
+@app.command()
+def convert(
+    lines: Annotated[Path, typer.Argument(help="Results JSON Lines written by 'infer FOLDER --json X.jsonl' (or its .partial file mid-run).")],
+    coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO keypoint results JSON to write.")] = None,
+    coco_dataset: Annotated[Optional[Path], typer.Option(help="COCO keypoint dataset (images, annotations, categories) to write, for annotation tools and 'greitpose train'.")] = None,
+    kpt_thr: Annotated[float, typer.Option(help=helps("kpt_thr", "Dataset: keypoints scoring under this are unlabelled"))] = 0.3,
+) -> None:
+    """COCO keypoint results or a COCO keypoint dataset from a folder run's JSON Lines, at any time."""
+    from greitpose.batch import coco_dataset_from_lines, coco_results_from_lines
+
+    limits.check(kpt_thr=kpt_thr)
+    if coco is None and coco_dataset is None:
+        raise GreitposeError("nothing to write: give --coco and/or --coco-dataset")
+    if not lines.is_file():
+        raise GreitposeError(f"{lines} does not exist")
+    if coco is not None:
+        console.print(f"{coco_results_from_lines(lines, coco)} people -> {coco}", highlight=False)
+    if coco_dataset is not None:
+        images, people = coco_dataset_from_lines(lines, coco_dataset, kpt_thr=kpt_thr)
+        console.print(f"{images} images, {people} people -> {coco_dataset}", highlight=False)
 
 
 def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Table:
@@ -281,10 +314,18 @@ def benchmark(
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH.")] = "256x192",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A short run: greit-hrnet-18, batches 1 and 8, 0.5 s per figure, 5 frames.")] = False,
+    peer: Annotated[Optional[Path], typer.Option(help="Instead: frames/s of greitpose against this YOLO pose model's own predictor on --video.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="With --peer: greitpose's detector (.pt exported to ONNX, or .onnx); default the peer file.")] = None,
+    det_every: Annotated[int, typer.Option(help=helps("det_every", "With --peer: detector every N frames"))] = 1,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="With --peer: flip test.")] = True,
 ) -> None:
     """Per-crop latency, crops/s, end-to-end frames/s and peak memory, per model and backend."""
     from greitpose import benchmark as bench
     from greitpose.models import get_config, parse_input_size
+
+    if peer is not None:
+        _benchmark_peer(peer, video, detector, det_every, flip, frames, json_path)
+        return
 
     if quick:
         models, batches, seconds, frames = "greit-hrnet-18", "1,8", 0.5, min(frames, 5)
@@ -326,6 +367,36 @@ def benchmark(
         from greitpose.writers import write_json
 
         write_json(json_path, report.to_dict())
+
+
+def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_every: int, flip: bool,
+                    frames: int, json_path: Path | None) -> None:
+    """greitpose against a one-stage peer on the same clip (`benchmark --peer`)."""
+    from greitpose.estimator import pose_weights
+    from greitpose.peer import compare
+    from greitpose.sources import open_source
+
+    limits.check(det_every=det_every, frames=frames)
+    if video is None:
+        raise GreitposeError("--peer needs --video: both are measured on the same clip")
+    if not peer.is_file():
+        raise GreitposeError(f"peer model {peer} does not exist")
+    if json_path is not None:
+        from greitpose.writers import ensure_writable
+
+        ensure_writable(json_path)
+    src = open_source(video)
+    clip = [f.image for f, _ in zip(src, range(max(frames, 3)))]
+    weights, _ = pose_weights(None, None, (256, 192))
+    console.print(f"measuring greitpose and {peer.name} on {len(clip)} frames of {video}", highlight=False)
+    result = compare(peer, weights, detector or str(peer), clip, det_every, flip)
+    out.print(f"{peer.name}: {result['peer_fps']:.2f} frames/s; greitpose (onnx, det-every {det_every}, "
+              f"flip {'on' if flip else 'off'}): {result['greitpose_fps']:.2f} frames/s; "
+              f"ratio {result['ratio']:.2f}x")
+    if json_path is not None:
+        from greitpose.writers import write_json
+
+        write_json(json_path, result)
 
 
 def _opt(help_text: str):  # noqa: ANN202 - a typer Option whose "not given" is None
@@ -428,6 +499,6 @@ def main() -> None:
         sys.exit(getattr(err, "exit_code", 2))
     except (Interrupted, typer.Abort, KeyboardInterrupt) as err:
         signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
-        console.print(f"interrupted ({signal.Signals(signum).name}); partial outputs removed", highlight=False)
+        console.print(f"interrupted ({signal.Signals(signum).name})", highlight=False)
         sys.exit(128 + signum)
     sys.exit(code if isinstance(code, int) else 0)

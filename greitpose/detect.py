@@ -60,7 +60,7 @@ def check_person_model(weights: str, task: str | None, names: dict[int, str] | N
     if task not in ("detect", "pose"):
         raise GreitposeError(f"detector '{weights}' is a {task or 'unknown'} model; greitpose needs an "
                              "Ultralytics detection or pose model (e.g. yolo11n.pt, yolo11n-pose.pt)")
-    if names and str(names.get(PERSON, "")).lower() != "person":
+    if names and str(names.get(PERSON, "")).lower() not in ("person", str(PERSON)):  # unnamed: taken as person
         raise GreitposeError(f"detector '{weights}' has no 'person' class (class {PERSON} is "
                              f"'{names.get(PERSON)}')")
 
@@ -147,9 +147,12 @@ class OnnxYoloDetector:
         path = Path(path)
         self.session = onnx_session(path, device)
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("task") != "detect":
-            raise GreitposeError(f"{path} is not an Ultralytics YOLO detection export "
-                                 f"(task '{meta.get('task', 'unknown')}'); use greitpose export --detector")
+        if "task" not in meta:
+            raise GreitposeError(f"{path} is not an Ultralytics YOLO export (no task in its metadata); "
+                                 "use greitpose export --detector")
+        names = ast.literal_eval(meta["names"]) if "names" in meta else None
+        check_person_model(str(path), meta["task"], names)
+        self.num_classes = len(names) if names else None
         self.end_to_end = meta.get("end2end") == "True"
         inp = self.session.get_inputs()[0]
         size = inp.shape[2:] if all(isinstance(d, int) for d in inp.shape[2:]) else ast.literal_eval(meta["imgsz"])
@@ -168,8 +171,8 @@ class OnnxYoloDetector:
             rows = out[(out[:, 5] == PERSON) & (out[:, 4] > self.conf)]
             boxes, scores = rows[:, :4], rows[:, 4]
             order = np.argsort(-scores, kind="stable")[:self.max_people]
-        else:  # (4 + classes, anchors): cx, cy, w, h, class scores
-            classes = out[4:]
+        else:  # (4 + classes [+ keypoints], anchors): cx, cy, w, h, class scores, pose models' keypoints
+            classes = out[4:4 + self.num_classes] if self.num_classes else out[4:]
             scores = classes[PERSON]
             keep = (classes.argmax(0) == PERSON) & (scores > self.conf)
             cx, cy, w, h = out[:4, keep]

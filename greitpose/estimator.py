@@ -17,6 +17,7 @@ from greitpose.models import get_config
 from greitpose.pose import TopDown
 from greitpose.results import Poses
 from greitpose.smoothing import TrackSmoother
+from greitpose.tracking import PoseGuidedTracker
 from greitpose.weights import find_weights
 
 DEFAULT_MODEL = "greit-hrnet-18"
@@ -39,12 +40,13 @@ def pose_weights(model: str | None, weights: str | os.PathLike[str] | None, inpu
     return find_weights(name, "pose weights"), expect
 
 
-def check_settings(detector: object, det_conf: float, det_iou: float, max_people: int, track: bool) -> None:
+def check_settings(detector: object, det_conf: float, det_iou: float, max_people: int, track: bool,
+                   det_every: int = 1) -> None:
     """The estimator's own settings, checked before anything loads."""
-    limits.check(det_conf=det_conf, det_iou=det_iou, max_people=max_people)
-    if track and detector in (None, "none"):
-        raise GreitposeError("--track and --smooth follow detected people: they need a detector, "
-                             "not --detector none")
+    limits.check(det_conf=det_conf, det_iou=det_iou, max_people=max_people, det_every=det_every)
+    if (track or det_every > 1) and detector in (None, "none"):
+        raise GreitposeError("--track, --smooth and --det-every follow detected people: they need a "
+                             "detector, not --detector none")
 
 
 class PoseEstimator:
@@ -59,8 +61,8 @@ class PoseEstimator:
                  device: str | None = None, half: bool | None = None, flip: bool = True,
                  det_conf: float = 0.25, det_iou: float = 0.7, max_people: int = 100,
                  track: bool = False, smooth: bool = False,
-                 input_size: tuple[int, int] = (256, 192)) -> None:
-        check_settings(detector, det_conf, det_iou, max_people, track or smooth)
+                 input_size: tuple[int, int] = (256, 192), det_every: int = 1) -> None:
+        check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every)
         if isinstance(backend, str):
             path, expect = pose_weights(model, weights, input_size, backend)
             backend = load_backend(path, backend, device, half, expect_model=expect)
@@ -70,10 +72,12 @@ class PoseEstimator:
         if detector is None or detector == "none":
             self.detector: Detector = WholeImage()
         elif isinstance(detector, str):
+            # with --det-every, IDs come from following poses, not from the detector's tracker
             self.detector = load_detector(detector, det_conf, det_iou, max_people, device,
-                                          half=bool(half), track=track)
+                                          half=bool(half), track=track and det_every == 1)
         else:
             self.detector = detector
+        self.follower = PoseGuidedTracker(self.detector, det_every) if det_every > 1 else None
         self.smoother = TrackSmoother() if smooth else None
 
     @property
@@ -82,8 +86,15 @@ class PoseEstimator:
         return self.backend.keypoints
 
     def process(self, images: Sequence[np.ndarray], times: Sequence[float] | None = None) -> list[Poses]:
-        """Detect and estimate poses for several images (or consecutive frames) at once."""
-        poses = self.topdown(images, self.detector(images))
+        """Detect and estimate poses for several images (or consecutive frames) at once; with
+        pose-guided tracking (`det_every` > 1) frame by frame, each following the one before."""
+        if self.follower is None:
+            poses = self.topdown(images, self.detector(images))
+        else:
+            poses = []
+            for image in images:
+                poses.append(self.topdown([image], self.follower([image]))[0])
+                self.follower.update(poses[-1])
         if self.smoother is not None:
             for p, t in zip(poses, times if times is not None else range(len(poses))):
                 self.smoother(p, float(t))

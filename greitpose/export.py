@@ -169,11 +169,25 @@ def parity_check(model: PoseModel, onnx_path: Path, crops: np.ndarray) -> Parity
 
 
 def export_detector(weights: Path, imgsz: int = 640, half: bool = False) -> Path:
-    """Export an Ultralytics YOLO .pt to ONNX beside it (Ultralytics' own exporter)."""
+    """Export an Ultralytics YOLO .pt to ONNX (Ultralytics' own exporter) beside it, or into the
+    user's weights folder when the .pt lies in a read-only place."""
+    import shutil
+
     from ultralytics import YOLO
 
+    from greitpose.detect import check_person_model
+    from greitpose.weights import user_dir
+
+    if not os.access(weights.parent, os.W_OK):
+        folder = user_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = Path(shutil.copy2(weights, folder / weights.name))
     try:
-        return Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, half=half, dynamic=False,
-                                              simplify=False, verbose=False))
+        model = YOLO(str(weights))
+        check_person_model(str(weights), model.task, model.names)
+        return Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=False, simplify=False,
+                                 verbose=False))
+    except GreitposeError:
+        raise
     except Exception as err:  # ultralytics raises assorted errors for unusable inputs
         raise GreitposeError(f"detector export of {weights} failed: {str(err).splitlines()[0]}") from None

@@ -14,6 +14,7 @@ from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
 from greitpose.progress import progress_bar
 from greitpose import limits
+from greitpose.batch import ResumableLines, image_id, image_record
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
@@ -49,12 +50,6 @@ class Summary:
         if self.outputs:
             text += " -> " + ", ".join(self.outputs)
         return text
-
-
-def image_id(name: str) -> int | str:
-    """COCO-style numeric id from a file name like 000000397133.jpg, else the relative name."""
-    stem = Path(name).stem
-    return int(stem) if stem.isdigit() else name
 
 
 def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -119,8 +114,16 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
             video_out = VideoFile(out, src.fps, src.size)
         else:
             ensure_writable(out, is_dir=not out_is_file)
+    # folders to JSON Lines: one line per image, resumable after an interruption
+    resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"
     try:
-        if json_path is not None:
+        if resumable:
+            json_out = ResumableLines(json_path)
+            src.paths = [p for p in src.paths if src.relative(p) not in json_out.done]
+            if json_out.resumed:
+                console.print(f"resuming: {json_out.resumed} image(s) already in {json_out.tmp.name}, "
+                              f"{len(src.paths)} to go", highlight=False)
+        elif json_path is not None:
             json_out = JsonLines(json_path) if src.is_video else JsonArray(json_path)
         total = len(src) or None
         if max_frames:
@@ -135,7 +138,9 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
                     summary.frames += 1
                     summary.people += len(p)
                     if json_out is not None:
-                        if src.is_video:
+                        if resumable:
+                            json_out.add(image_record(frame.name, frame.image.shape, p.people()))
+                        elif src.is_video:
                             json_out.add({"frame": frame.index, "time": round(frame.time, 4),
                                           "people": p.people()})
                         else:
@@ -156,7 +161,7 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
                 if max_frames is not None and summary.frames >= max_frames:
                     break
         summary.seconds = time.perf_counter() - started
-        if summary.frames == 0:
+        if summary.frames == 0 and not (resumable and json_out.resumed):
             raise GreitposeError(f"no readable images in {src.label}")
         if video_out is not None:
             note = video_out.commit(audio_from=src.file if isinstance(src, VideoSource) else None)
@@ -174,6 +179,9 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
         for pending in (video_out, json_out):
             if pending is not None:
                 pending.discard()
+        if resumable and json_out is not None and json_out.done:
+            warn(f"kept {len(json_out.done)} image result(s) in {json_out.tmp}: run the same command "
+                 "again to resume")
     return summary
 
 

@@ -28,6 +28,7 @@ RANGES: dict[str, Range] = {
     "det_iou": Range(0.0, 1.0),
     "kpt_thr": Range(0.0, 1.0),
     "max_people": Range(1),
+    "det_every": Range(1),
     "radius": Range(1),
     "thickness": Range(1),
     "batch_frames": Range(1),

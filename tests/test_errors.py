@@ -112,6 +112,7 @@ def test_eval_rejects_broken_detections_and_truncated_weights(tmp_path: Path, ra
         assert f"{cut} is not a readable greitpose weights file" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_mid_video_cleans_up_and_says_so(tmp_path: Path, random_checkpoint: Path,
                                                   signum: int, code: int) -> None:

@@ -146,6 +146,7 @@ def test_cli_missing_image_is_named(tmp_path: Path, random_checkpoint: Path) -> 
     assert "000000000785.jpg (id 785)" in result.stderr and "missing" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_full_coco_run_with_detections(tmp_path: Path, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")
     result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--boxes",

@@ -47,6 +47,7 @@ def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_l
     assert np.allclose(backend(crops), one_by_one, atol=1e-5)  # split across threads, same numbers
 
 
+@pytest.mark.slow
 def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
     model = realistic_model("greit-hrnet-30", (256, 192))
     path = export_onnx(model, tmp_path / "g30.onnx", batch=4)
@@ -55,6 +56,7 @@ def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
     assert parity.max_keypoint_px <= 4.0  # at most one heatmap pixel on near-ties
 
 
+@pytest.mark.slow
 def test_int8_quantization_reports_its_accuracy_change(tmp_path: Path, trained_like: Path) -> None:
     result = run_cli("export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "m.onnx"),
                      "--int8", "--batch", "2")
@@ -187,12 +189,16 @@ def test_onnx_detector_reads_end_to_end_exports(tmp_path: Path) -> None:
     det = OnnxYoloDetector(tmp_path / "e2e.onnx", conf=0.25)([image])[0]
     assert np.allclose(det.scores, [0.9, 0.5])
     assert np.allclose(det.boxes, [[100, 40, 300, 240], [10, 10, 50, 90]])
-    proto.metadata_props[0].value = "pose"
+    proto.metadata_props[0].value = "pose"  # pose models' person boxes serve as detections too
     onnx.save(proto, str(tmp_path / "pose.onnx"))
-    with pytest.raises(GreitposeError, match="not an Ultralytics YOLO detection export"):
-        OnnxYoloDetector(tmp_path / "pose.onnx")
+    assert np.allclose(OnnxYoloDetector(tmp_path / "pose.onnx", conf=0.25)([image])[0].boxes, det.boxes)
+    proto.metadata_props[0].value = "segment"
+    onnx.save(proto, str(tmp_path / "seg.onnx"))
+    with pytest.raises(GreitposeError, match="is a segment model"):
+        OnnxYoloDetector(tmp_path / "seg.onnx")
 
 
+@pytest.mark.slow
 def test_an_all_onnx_pipeline_runs_without_torch(tmp_path: Path, trained_like: Path, person_finder: Path) -> None:
     """Both models exported, `infer --backend onnx` runs with torch made unimportable."""
     import cv2

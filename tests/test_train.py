@@ -50,6 +50,7 @@ def _losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in lines if "loss" in r}
 
 
+@pytest.mark.slow
 def test_overfits_a_handful_of_people(tmp_path: Path) -> None:
     ann = make_dataset(tmp_path / "data")
     cfg = resolve(None, dict(train_ann=str(ann), input_size="128x96", batch_size=4, max_steps=150,
@@ -88,6 +89,7 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert part[4] == pytest.approx(full[4], rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_keeps_ranks_identical(tmp_path: Path) -> None:
     ann = make_dataset(tmp_path / "data", n=8)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

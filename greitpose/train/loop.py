@@ -86,16 +86,17 @@ def sample_weights(samples: list[Sample], by_source: dict[str, float]) -> torch.
     return weights
 
 
-def warm_start(model: PoseModel, path: Path) -> None:
+def warm_start(model: PoseModel, path: Path) -> int:
     """Load the weights of `path` into `model`: the same architecture and keypoints; the input
     size may differ (the network is fully convolutional), so a low-resolution run can seed a
-    full-resolution one."""
+    full-resolution one. Returns the samples the file had already been trained on."""
     source = checkpoint.load(path)
     if source.config.name != model.config.name or source.keypoints.names != model.keypoints.names:
         raise GreitposeError(f"{path} holds '{source.config.name}' with {source.keypoints.num_keypoints} "
                              f"keypoints; this run trains '{model.config.name}' with "
                              f"{model.keypoints.num_keypoints}")
     model.network.load_state_dict(source.network.state_dict())
+    return int(checkpoint.read_record(path).get("extra", {}).get("samples_seen", 0))
 
 
 @dataclass
@@ -145,8 +146,7 @@ class Trainer:
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
-        if config.init:
-            warm_start(self.model, Path(config.init))
+        self.prior_samples = warm_start(self.model, Path(config.init)) if config.init else 0
         net = self.model.network.to(self.device)
         if config.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -174,6 +174,13 @@ class Trainer:
         return torch.bfloat16
 
     # --- checkpoints -----------------------------------------------------------------------
+    def _provenance(self) -> dict[str, Any]:
+        """What a weights file records of its training: steps, epochs and samples seen in all
+        (including the runs it was warm-started from), and where it started."""
+        seen = self.state.step * self.cfg.batch_size * self.world.size
+        return {"step": self.state.step, "epoch": self.state.epoch, "samples_seen": self.prior_samples + seen,
+                "input_size": self.cfg.input_size, "init": self.cfg.init or None}
+
     def _weights(self) -> PoseModel:
         net = self.ema if self.ema is not None else self.model.network
         return PoseModel(net, self.model.config, self.model.keypoints, self.model.mean, self.model.std)
@@ -291,14 +298,14 @@ class Trainer:
                     self.state.best_ap = metrics["AP"]
                     if self.world.main:
                         checkpoint.save(self._weights(), self.out / "best.pt",
-                                        extra={"epoch": epoch, "val": metrics})
+                                        extra={**self._provenance(), "val": metrics})
         if self.world.main:
-            checkpoint.save(self._weights(), self.out / "last.pt", extra={"epoch": epoch, "step": self.state.step})
+            checkpoint.save(self._weights(), self.out / "last.pt", extra=self._provenance())
         self._save_state(self.out / STATE_FILE)
 
     def _finish(self) -> None:
         if self.world.main:
-            checkpoint.save(self._weights(), self.out / "last.pt", extra={"step": self.state.step})
+            checkpoint.save(self._weights(), self.out / "last.pt", extra=self._provenance())
         self._save_state(self.out / STATE_FILE)
         params = [p.detach().double().cpu() for p in self.model.network.parameters()]
         fingerprint = [float(sum(p.sum() for p in params)), float(sum((p * p).sum() for p in params))]

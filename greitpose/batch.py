@@ -1,0 +1,130 @@
+"""Resumable results for batch jobs over folders of images.
+
+One JSON line per image (its path relative to the source, size, people), written under a
+temporary name and flushed as results come. A run that stops part-way (reboot, SIGTERM, Ctrl-C)
+leaves that file behind; the same command run again reads it back, skips the images already
+done and appends the rest. The final name appears only when every image is done, and COCO
+results can be made from it at any time (`coco_results_from_lines`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from greitpose.errors import GreitposeError
+from greitpose.keypoints import COCO, KeypointSet
+from greitpose.writers import ensure_writable, partial_path, write_json
+
+FSYNC_SECONDS = 5.0
+
+
+def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The complete records of a JSON Lines file and the byte length they take; a last line
+    cut short by a crash is left out (and later overwritten)."""
+    records, good = [], 0
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if not isinstance(record, dict) or "file" not in record:
+                raise GreitposeError(f"{path} is not a greitpose results file (line without 'file')")
+            records.append(record)
+            good += len(raw)
+    return records, good
+
+
+class ResumableLines:
+    """Per-image JSON Lines that survive interruption and resume where they stopped."""
+
+    def __init__(self, path: Path) -> None:
+        ensure_writable(path)
+        self.path, self.tmp = path, partial_path(path)
+        if not self.tmp.exists() and self.path.is_file():
+            os.replace(self.path, self.tmp)  # a finished file: re-running adds only what is missing
+        self.done: set[str] = set()
+        size = 0
+        if self.tmp.is_file():
+            records, size = read_lines(self.tmp)
+            self.done = {r["file"] for r in records}
+        self.resumed = len(self.done)
+        self.file = self.tmp.open("r+b" if self.tmp.exists() else "wb")
+        self.file.truncate(size)
+        self.file.seek(size)
+        self.synced = time.monotonic()
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Append one image's record; flushed at once, synced to disk every few seconds."""
+        self.file.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
+        self.file.flush()
+        self.done.add(record["file"])
+        if time.monotonic() - self.synced > FSYNC_SECONDS:
+            os.fsync(self.file.fileno())
+            self.synced = time.monotonic()
+
+    def commit(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """On failure or interruption: keep what is done, for the next run to resume."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+
+def image_id(name: str) -> int | str:
+    """COCO-style numeric id from a file name like 000000397133.jpg, else the relative name."""
+    stem = Path(name).stem
+    return int(stem) if stem.isdigit() else name
+
+
+def image_record(name: str, image_shape: tuple[int, ...], people: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"file": name, "width": int(image_shape[1]), "height": int(image_shape[0]), "people": people}
+
+
+def coco_results_from_lines(lines: Path, out: Path, category_id: int = 1) -> int:
+    """COCO keypoint results (one entry per person, `file_name` added) from a results JSON
+    Lines file; image ids are numeric file stems (COCO's names) or the relative path."""
+    records, _ = read_lines(lines)
+    entries: list[dict[str, Any]] = []
+    for r in records:
+        for person in r["people"]:
+            entries.append({"image_id": image_id(r["file"]), "category_id": category_id, **person,
+                            "file_name": r["file"]})
+    write_json(out, entries)
+    return len(entries)
+
+
+def coco_dataset_from_lines(lines: Path, out: Path, keypoints: KeypointSet = COCO,
+                            kpt_thr: float = 0.3) -> tuple[int, int]:
+    """A COCO keypoint dataset (images, annotations, categories) from a folder run's results,
+    to correct in an annotation tool (CVAT, Label Studio) and train on (`greitpose train
+    --train-ann OUT --train-images SOURCE`). Keypoints scoring under `kpt_thr` are unlabelled
+    (v=0); the rest are labelled visible (v=2). Returns (images, people)."""
+    records, _ = read_lines(lines)
+    images, annotations = [], []
+    for i, r in enumerate(records, start=1):
+        images.append({"id": i, "file_name": r["file"], "width": r["width"], "height": r["height"]})
+        for person in r["people"]:
+            k = [float(v) for v in person["keypoints"]]
+            labelled = []
+            for j in range(0, len(k), 3):
+                seen = k[j + 2] >= kpt_thr
+                labelled += [round(k[j], 2), round(k[j + 1], 2), 2] if seen else [0, 0, 0]
+            x, y, w, h = person["bbox"]
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": 1,
+                                "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": 0,
+                                "keypoints": labelled, "num_keypoints": sum(v > 0 for v in labelled[2::3]),
+                                "score": person["score"]})
+    category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(keypoints.names),
+                "skeleton": [[a + 1, b + 1] for a, b in keypoints.skeleton]}
+    write_json(out, {"images": images, "annotations": annotations, "categories": [category]})
+    return len(images), len(annotations)
