@@ -76,7 +76,7 @@ BackendOpt = Annotated[str, typer.Option(help="torch or onnx (ONNX Runtime; CUDA
 def infer(
     source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated image, folder or video (.mp4).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="COCO results JSON (images) or JSON Lines (video).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Images: COCO results JSON, or with .jsonl one resumable line per image; video: JSON Lines per frame.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pose model name (see 'greitpose info'); checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
@@ -106,8 +106,8 @@ def infer(
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator, check_settings
     from greitpose.infer import check_outputs, run
-    from greitpose.sources import open_source
     from greitpose.models import parse_input_size
+    from greitpose.sources import open_source
 
     if out is None and json_out is None and not show:
         raise GreitposeError("nothing to write: give --out, --json or --show")
@@ -116,6 +116,7 @@ def infer(
     check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every)
     limits.check(batch_frames=batch_frames, max_frames=max_frames)
     style = DrawStyle(kpt_thr, radius, thickness, not no_boxes)
+    size = parse_input_size(input_size)
     src = open_source(source, recursive)
     check_outputs(src, out, json_out)
     if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
@@ -125,7 +126,7 @@ def infer(
                               device=device, half=half, flip=flip, det_conf=det_conf, det_iou=det_iou,
                               max_people=max_people, track=track, smooth=smooth,
                               det_every=det_every if src.is_video else 1,
-                              input_size=parse_input_size(input_size))
+                              input_size=size)
     summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
@@ -426,7 +427,7 @@ def train(
     warmup_steps: Annotated[Optional[int], _opt("Linear warm-up steps (default 500).")] = None,
     sigma: Annotated[Optional[float], _opt("Gaussian target sigma in heatmap px (default 2).")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Rotation, scale, flip, half-body.")] = None,
-    shift: Annotated[Optional[float], _opt("Crop centre jitter, fraction of the crop, 0 to 0.5 (default 0).")] = None,
+    shift: Annotated[Optional[float], _opt("Crop centre jitter, fraction of the crop, 0 to 0.45 (default 0).")] = None,
     occlusion: Annotated[Optional[float], _opt("Probability of a random occluding block, 0 to 1 (default 0).")] = None,
     amp: Annotated[Optional[str], _opt("auto, bf16, fp16 or off (CUDA only).")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,

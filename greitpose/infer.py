@@ -9,12 +9,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from greitpose import limits
+from greitpose.batch import ResumableLines, image_id, image_record
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
 from greitpose.progress import progress_bar
-from greitpose import limits
-from greitpose.batch import ResumableLines, image_id, image_record
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,

@@ -43,6 +43,24 @@ RANGES: dict[str, Range] = {
     "batch": Range(1),
     "opset": Range(11),
     "tolerance": Range(0.0),
+    # training
+    "epochs": Range(1),
+    "batch_size": Range(1),
+    "lr": Range(1e-9),
+    "min_lr": Range(0.0),
+    "warmup_steps": Range(0),
+    "sigma": Range(0.1),
+    "rotation": Range(0.0, 180.0),
+    "scale": Range(0.0, 0.9),
+    "clip_grad": Range(0.0),
+    "ema": Range(0.0, 0.999999),
+    "workers": Range(0),
+    "val_every": Range(1),
+    "save_every_steps": Range(0),
+    "max_steps": Range(0),
+    "log_every": Range(1),
+    "shift": Range(0.0, 0.45),
+    "occlusion": Range(0.0, 1.0),
 }
 
 

@@ -80,6 +80,20 @@ def test_outputs_that_do_not_fit_the_source(tmp_path: Path, source: str, out_nam
     assert time.perf_counter() - started < 60  # no model was loaded to find this out
 
 
+@pytest.mark.parametrize("source", ["corrupt", "webcam"])
+def test_third_party_log_lines_stay_off_the_terminal(tmp_path: Path, source: str) -> None:
+    if source == "corrupt":
+        video = shared_path("video", "multiperson-lab.mp4")
+        (tmp_path / "cut.mp4").write_bytes(video.read_bytes()[:30000])  # no index: FFmpeg complains
+        path = str(tmp_path / "cut.mp4")
+    else:
+        path = "7"  # a webcam that does not exist: OpenCV's capture backends complain
+    result = run_cli("infer", path, "--json", str(tmp_path / "out" / "r.jsonl"), "--detector", "none")
+    _assert_clean_failure(result, "cannot read video", tmp_path / "out")
+    loud = run_cli("--verbose", "infer", path, "--json", str(tmp_path / "out" / "r.jsonl"), "--detector", "none")
+    assert len(loud.stderr.strip().splitlines()) > 1  # --verbose keeps them
+
+
 def test_library_raises_the_same_errors() -> None:
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator
@@ -183,3 +197,20 @@ def test_offline_detector_and_foreign_models_are_refused(tmp_path: Path) -> None
         check_person_model("c.pt", "segment", {0: "person"})
     with pytest.raises(GreitposeError, match="has no 'person' class"):
         check_person_model("d.pt", "detect", {0: "car"})
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--lr", "0"], "--lr must be >= 1e-09"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--workers", "-1"], "--workers must be >= 0"),
+    (["--ema", "1.5"], "--ema must be 0 to 0.999999"),
+    (["--occlusion", "2"], "--occlusion must be 0 to 1"),
+    (["--source-weights", "lspet"], "is not NAME=WEIGHT"),
+])
+def test_bad_training_settings_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    ann = tmp_path / "ann.json"
+    ann.write_text("{}")
+    result = run_cli("train", "--train-ann", str(ann), "--out", str(tmp_path / "run"), *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from greitpose import limits
 from greitpose.errors import GreitposeError
 
 
@@ -70,10 +71,9 @@ class TrainConfig:
             raise GreitposeError(f"unknown schedule '{self.schedule}' (cosine or step)")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise GreitposeError("epochs and batch size must be >= 1")
-        if not 0 <= self.shift < 0.5 or not 0 <= self.occlusion <= 1:
-            raise GreitposeError("shift must be in [0, 0.5) and occlusion in [0, 1]")
+        limits.check(**{name: getattr(self, name) for name in (
+            "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
+            "ema", "workers", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:
