@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from greitpose.errors import GreitposeError
+from greitpose.prefetch import prefetch
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
@@ -61,7 +62,7 @@ class ImageSource:
 
 
 class VideoSource:
-    """A video file or a webcam through OpenCV."""
+    """A video file or a webcam through OpenCV, decoded a few frames ahead in a thread."""
 
     is_video = True
 
@@ -84,6 +85,9 @@ class VideoSource:
         return self.count or 0
 
     def __iter__(self) -> Iterator[Frame]:
+        return prefetch(self._frames())
+
+    def _frames(self) -> Iterator[Frame]:
         index, image = 0, self.first
         try:
             while image is not None:
