@@ -169,25 +169,33 @@ def parity_check(model: PoseModel, onnx_path: Path, crops: np.ndarray) -> Parity
 
 
 def export_detector(weights: Path, imgsz: int = 640, half: bool = False) -> Path:
-    """Export an Ultralytics YOLO .pt to ONNX (Ultralytics' own exporter) beside it, or into the
-    user's weights folder when the .pt lies in a read-only place."""
+    """Export an Ultralytics YOLO .pt to ONNX (Ultralytics' own exporter) into the user's
+    weights folder, where `--detector NAME.onnx` finds it. The export runs on a temporary copy,
+    so nothing is written beside the .pt (which may lie in a shared or read-only place)."""
     import shutil
+    import tempfile
 
     from ultralytics import YOLO
 
     from greitpose.detect import check_person_model
     from greitpose.weights import user_dir
 
-    if not os.access(weights.parent, os.W_OK):
-        folder = user_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        weights = Path(shutil.copy2(weights, folder / weights.name))
+    folder = user_dir()
     try:
-        model = YOLO(str(weights))
-        check_person_model(str(weights), model.task, model.names)
-        return Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=False, simplify=False,
-                                 verbose=False))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(shutil.copy2(weights, Path(tmp) / weights.name))
+            model = YOLO(str(copy))
+            check_person_model(str(weights), model.task, model.names)
+            exported = Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=False, simplify=False,
+                                         verbose=False))
+            target = folder / exported.name
+            shutil.move(str(exported), partial_path(target))
+            os.replace(partial_path(target), target)
+            return target
     except GreitposeError:
         raise
+    except OSError as err:
+        raise GreitposeError(f"cannot write the detector export to {folder}: {err.strerror or err}") from None
     except Exception as err:  # ultralytics raises assorted errors for unusable inputs
         raise GreitposeError(f"detector export of {weights} failed: {str(err).splitlines()[0]}") from None

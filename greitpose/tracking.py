@@ -110,7 +110,8 @@ class PoseGuidedTracker:
     def update(self, poses: Poses) -> None:
         """Follow this frame's people into the next frame; a lost one brings the detector back."""
         boxes, kept = boxes_from_keypoints(poses.keypoints, poses.keypoint_scores, self.kpt_thr)
-        ids = poses.track_ids if poses.track_ids is not None else np.arange(len(poses))
-        if not kept.all():
-            self.since_detection = self.every  # someone was lost: detect on the next frame
-        self.followed = Followed(boxes[kept], poses.box_scores[kept], np.asarray(ids)[kept])
+        ids = np.asarray(poses.track_ids if poses.track_ids is not None else np.arange(len(poses)))
+        before = set(self.followed.ids.tolist()) if self.followed is not None else set()
+        if any(i in before for i in ids[~kept].tolist()):
+            self.since_detection = self.every  # someone followed so far was lost: detect next frame
+        self.followed = Followed(boxes[kept], poses.box_scores[kept], ids[kept])

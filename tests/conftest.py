@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Tests never download: a missing detector or dataset is an error, as on an offline machine.
 os.environ["GREITPOSE_OFFLINE"] = "1"
+# What tests export or fetch goes to a folder of their own, never into the checkout's weights/.
+os.environ["GREITPOSE_WEIGHTS"] = tempfile.mkdtemp(prefix="greitpose-test-weights-")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREITPOSE_SHARED", REPO.parent / "shared"))

@@ -21,7 +21,7 @@ from conftest import REPO, run_cli, shared_model, shared_path
 SHIPPED = REPO / "weights" / "greit-hrnet-18-coco-256x192.pt"
 #: AP on coco-tiny with ground-truth boxes, a few points under the shipped file's measurement
 #: (weights/README.md); raise it whenever better weights are shipped.
-COCO_TINY_GT_AP_FLOOR = 0.20
+COCO_TINY_GT_AP_FLOOR = 0.18
 
 pytestmark = pytest.mark.slow
 
