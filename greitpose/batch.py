@@ -90,15 +90,17 @@ def image_record(name: str, image_shape: tuple[int, ...], people: list[dict[str,
     return {"file": name, "width": int(image_shape[1]), "height": int(image_shape[0]), "people": people}
 
 
+def coco_entries(name: str, people: list[dict[str, Any]], category_id: int = 1) -> list[dict[str, Any]]:
+    """COCO keypoint results entries of one image (`file_name` added); image ids are numeric
+    file stems (COCO's names) or the relative path."""
+    return [{"image_id": image_id(name), "category_id": category_id, **person, "file_name": name}
+            for person in people]
+
+
 def coco_results_from_lines(lines: Path, out: Path, category_id: int = 1) -> int:
-    """COCO keypoint results (one entry per person, `file_name` added) from a results JSON
-    Lines file; image ids are numeric file stems (COCO's names) or the relative path."""
+    """COCO keypoint results (one entry per person) from a results JSON Lines file."""
     records, _ = read_lines(lines)
-    entries: list[dict[str, Any]] = []
-    for r in records:
-        for person in r["people"]:
-            entries.append({"image_id": image_id(r["file"]), "category_id": category_id, **person,
-                            "file_name": r["file"]})
+    entries = [e for r in records for e in coco_entries(r["file"], r["people"], category_id)]
     write_json(out, entries)
     return len(entries)
 

@@ -213,6 +213,10 @@ def evaluate(
 
         ensure_writable(json_path)
     size = parse_input_size(input_size)
+    if data_root is None and ann is None:  # found (or fetched) before any model loads
+        from greitpose.downloads import locate_dataset
+
+        data_root = locate_dataset(dataset)
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":

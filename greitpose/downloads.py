@@ -40,9 +40,10 @@ def fetch_detector(name: str) -> Path:
     """A named Ultralytics model (e.g. yolo11n.pt), fetched once by Ultralytics into the user's
     weights folder."""
     folder = user_dir()
+    instead = f"put the file in {folder}/, or pass --detector PATH"
     if offline():
         raise GreitposeError(f"detector weights '{name}' not found and fetching is off ({OFFLINE_VAR} or "
-                             f"--offline); put the file in {folder}/, or pass --detector PATH")
+                             f"--offline); {instead}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -52,18 +53,17 @@ def fetch_detector(name: str) -> Path:
 
     if not is_online():
         raise GreitposeError(f"detector weights '{name}' not found and there is no network to fetch it; "
-                             f"put the file in {folder}/, or pass --detector PATH")
+                             f"{instead}")
     _console.print(f"fetching detector {name} (Ultralytics) into {folder}/", highlight=False)
 
     try:
         path = Path(attempt_download_asset(folder / name))
     except Exception as err:  # network errors surface as many types; the first line says which
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GreitposeError(f"could not fetch detector '{name}' ({reason}); put the file in {folder}/, "
-                             "or pass --detector PATH") from None
+        raise GreitposeError(f"could not fetch detector '{name}' ({reason}); {instead}") from None
     if not path.is_file():
         raise GreitposeError(f"could not fetch detector '{name}' (not an Ultralytics release file, or no "
-                             f"network); put the file in {folder}/, or pass --detector PATH")
+                             f"network); {instead}")
     return path
 
 

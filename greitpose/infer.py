@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from greitpose import limits
-from greitpose.batch import ResumableLines, image_id, image_record
+from greitpose.batch import ResumableLines, coco_entries, image_record
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
@@ -144,8 +144,8 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
                             json_out.add({"frame": frame.index, "time": round(frame.time, 4),
                                           "people": p.people()})
                         else:
-                            for entry in p.coco_results(image_id(frame.name)):
-                                json_out.add({**entry, "file_name": frame.name})
+                            for entry in coco_entries(frame.name, p.people()):
+                                json_out.add(entry)
                     if out is not None or show:
                         drawn = draw_poses(frame.image, p, estimator.keypoints, style)
                         if video_out is not None:
