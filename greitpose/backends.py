@@ -142,16 +142,27 @@ class OnnxBackend:
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
 
-def load_backend(weights: str | os.PathLike[str], backend: str = "torch", device: str | None = None,
-                 half: bool | None = None, expect_model: str | None = None) -> Backend:
-    """A backend for a weights file: .onnx -> ONNX Runtime, else a greitpose checkpoint."""
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def load_backend(weights: str | os.PathLike[str], backend: str = "auto", device: str | None = None,
+                 half: bool | None = None, expect_model: str | None = None, threads: int | None = None) -> Backend:
+    """A backend for a weights file: .onnx -> ONNX Runtime, else a greitpose checkpoint.
+
+    `auto` runs a checkpoint on PyTorch on a GPU and through its cached ONNX export on a CPU
+    (greitpose.onnx_cache), falling back to PyTorch when the export does not match it.
+    """
     path = Path(weights)
-    if backend not in ("torch", "onnx"):
-        raise GreitposeError(f"unknown backend '{backend}' (torch or onnx)")
-    if backend == "onnx" or path.suffix == ".onnx":
-        if path.suffix != ".onnx":
-            raise GreitposeError(f"--backend onnx needs an .onnx file (greitpose export --onnx), got {path}")
-        result: Backend = OnnxBackend(path, device)
+    if backend not in BACKENDS:
+        raise GreitposeError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
+    if backend == "onnx" and path.suffix != ".onnx":
+        raise GreitposeError(f"--backend onnx needs an .onnx file (greitpose export --onnx), got {path}")
+    if backend == "auto" and path.suffix != ".onnx" and resolve_device(device).type == "cpu":
+        from greitpose.onnx_cache import onnx_for
+
+        path = onnx_for(path) or path
+    if path.suffix == ".onnx":
+        result: Backend = OnnxBackend(path, device, threads)
     else:
         result = TorchBackend(checkpoint.load(path, device="cpu"), device, half)
     if expect_model is not None and result.config.name != expect_model:

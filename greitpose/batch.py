@@ -60,6 +60,12 @@ class ResumableLines:
         self.file.seek(size)
         self.synced = time.monotonic()
 
+    def resume_note(self, remaining: int) -> str:
+        return f"resuming: {self.resumed} image(s) already in {self.tmp.name}, {remaining} to go"
+
+    def kept_note(self) -> str:
+        return f"kept {len(self.done)} image result(s) in {self.tmp}: run the same command again to resume"
+
     def add(self, record: dict[str, Any]) -> None:
         """Append one image's record; flushed at once, synced to disk every few seconds."""
         self.file.write((json.dumps(record, separators=(",", ":")) + "\n").encode())

@@ -7,16 +7,21 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from greitpose import limits
+from greitpose import limits, presets
 from greitpose.downloads import OFFLINE_VAR, set_offline
 from greitpose.errors import GreitposeError
 from greitpose.limits import helps
+
+if TYPE_CHECKING:
+    from greitpose.infer import Summary
+    from greitpose.keypoints import KeypointSet
+    from greitpose.sources import Source
 
 app = typer.Typer(help="2D multi-person pose estimation with Greit-HRNet.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -69,7 +74,9 @@ def info(
 
 
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
-BackendOpt = Annotated[str, typer.Option(help="torch or onnx (ONNX Runtime; CUDA provider when present).")]
+PRESET_HELP = "; ".join(f"{p.name} ({p.summary})" for p in presets.PRESETS.values())
+DetSize = Annotated[int, typer.Option(help=helps("det_size", "Detector input size in px; smaller is faster and finds fewer small people"))]
+BackendOpt = Annotated[str, typer.Option(help="auto (CPU: ONNX Runtime on an export cached once per checkpoint; GPU: PyTorch), torch or onnx (an .onnx file).")]
 
 
 @app.command()
@@ -79,17 +86,19 @@ def infer(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Images: COCO results JSON, or with .jsonl one resumable line per image; video: JSON Lines per frame.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pose model name (see 'greitpose info'); checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
-    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
+    preset: Annotated[Optional[str], typer.Option(help=f"Speed/accuracy settings: {PRESET_HELP}. Default: {presets.IMAGE_DEFAULT} for images, {presets.VIDEO_DEFAULT} for video and webcam. The options below override it.")] = None,
+    input_size: Annotated[Optional[str], typer.Option(help="HEIGHTxWIDTH, for the default weights name (default: the preset's).")] = None,
     detector: Annotated[str, typer.Option(help="YOLO weights (.pt/.onnx path or name), or 'none' for whole-image boxes.")] = "yolo11n.pt",
     det_conf: Annotated[float, typer.Option(help=helps("det_conf", "Detector confidence threshold"))] = 0.25,
     det_iou: Annotated[float, typer.Option(help=helps("det_iou", "Detector NMS IoU threshold"))] = 0.7,
     max_people: Annotated[int, typer.Option(help=helps("max_people", "At most this many people per frame"))] = 100,
-    det_every: Annotated[int, typer.Option(help=helps("det_every", "Video: run the detector every N frames and follow people by their keypoints in between (at once again when someone is lost); IDs as with --track"))] = 1,
+    det_every: Annotated[Optional[int], typer.Option(help=helps("det_every", "Video: run the detector every N frames and follow people by their keypoints in between (at once again when someone is lost); IDs as with --track; default: the preset's"))] = None,
+    det_size: Annotated[Optional[int], typer.Option(help=helps("det_size", "Detector input size in px; smaller is faster and finds fewer small people (default: the preset's)"))] = None,
     offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch a missing detector (also ${OFFLINE_VAR}=1).")] = False,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
     device: Device = "auto",
     half: Annotated[Optional[bool], typer.Option("--half/--no-half", help="fp16 (default: on for CUDA).")] = None,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
+    flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Flip-test averaging (default: the preset's).")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")] = False,
     track: Annotated[bool, typer.Option(help="Person IDs across video frames (ByteTrack).")] = False,
     smooth: Annotated[bool, typer.Option(help="One-Euro smoothing of keypoints per track (implies --track).")] = False,
@@ -100,6 +109,8 @@ def infer(
     batch_frames: Annotated[int, typer.Option(help=helps("batch_frames", "Frames batched into one pose forward pass"))] = 4,
     max_frames: Annotated[Optional[int], typer.Option(help=helps("max_frames", "Stop after this many frames"))] = None,
     show: Annotated[bool, typer.Option(help="Show frames in a window (q to quit).")] = False,
+    workers: Annotated[Optional[int], typer.Option(help=helps("infer_workers", "Images: processes sharing the folder, each with its own models and a share of the cores (default 1); with --ray, actors (default: one per cluster CPU)"))] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Images with --json X.jsonl: run on Ray Data, 'local' (a Ray instance on this machine), 'auto' (the running cluster) or ray://HEAD:10001; needs greitpose[ray].")] = None,
     coco_dataset: Annotated[Optional[Path], typer.Option(help="Images: also write a COCO keypoint dataset (needs --json X.jsonl), to correct in CVAT/Label Studio and train on.")] = None,
 ) -> None:
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
@@ -113,29 +124,60 @@ def infer(
         raise GreitposeError("nothing to write: give --out, --json or --show")
     # everything the user typed is checked before any model loads (that takes seconds)
     set_offline(offline)
-    check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every)
-    limits.check(batch_frames=batch_frames, max_frames=max_frames)
+    limits.check(det_every=det_every, det_size=det_size, batch_frames=batch_frames, max_frames=max_frames,
+                 infer_workers=workers)
     style = DrawStyle(kpt_thr, radius, thickness, not no_boxes)
-    size = parse_input_size(input_size)
+    size = parse_input_size(input_size) if input_size else None
+    if preset is not None:
+        presets.get(preset, False)
     src = open_source(source, recursive)
+    chosen = presets.resolve(preset, src.is_video, detector != "none", size, flip, det_size, det_every)
+    check_settings(detector, det_conf, det_iou, max_people, track or smooth, chosen["det_every"], chosen["det_size"])
     check_outputs(src, out, json_out)
     if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
         raise GreitposeError("--coco-dataset labels images: give an image source and --json RESULTS.jsonl "
                              "(the per-image results it is made from)")
-    estimator = PoseEstimator(model=model, weights=weights, detector=detector, backend=backend,
-                              device=device, half=half, flip=flip, det_conf=det_conf, det_iou=det_iou,
-                              max_people=max_people, track=track, smooth=smooth,
-                              det_every=det_every if src.is_video else 1,
-                              input_size=size)
-    summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console)
+    settings = dict(model=model, weights=weights, detector=detector, backend=backend, device=device, half=half,
+                    det_conf=det_conf, det_iou=det_iou, max_people=max_people, track=track, smooth=smooth, **chosen)
+    if ray is not None:
+        summary, keypoints = _infer_on_ray(src, settings, out, json_out, show, ray, workers, batch_frames)
+    else:
+        estimator = PoseEstimator(**settings)
+        summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console,
+                      workers=workers or 1)
+        keypoints = estimator.keypoints
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(summary.line(), highlight=False, soft_wrap=True)
     if coco_dataset is not None and json_out is not None:
         from greitpose.batch import coco_dataset_from_lines
 
-        images, people = coco_dataset_from_lines(json_out, coco_dataset, estimator.keypoints, kpt_thr)
+        images, people = coco_dataset_from_lines(json_out, coco_dataset, keypoints, kpt_thr)
         console.print(f"COCO dataset: {images} images, {people} people -> {coco_dataset}", highlight=False)
+
+
+def _infer_on_ray(src: Source, settings: dict[str, Any], out: Path | None, json_out: Path | None, show: bool,
+                  address: str, workers: int | None, batch_frames: int) -> tuple[Summary, KeypointSet]:
+    """`infer --ray`: the folder job on Ray Data; the weights are resolved here, so that every
+    actor loads the same file."""
+    from greitpose.backends import load_backend
+    from greitpose.estimator import pose_weights
+    from greitpose.infer import warner
+    from greitpose.ray_job import run_on_ray
+
+    if src.is_video or out is not None or show or json_out is None or json_out.suffix.lower() != ".jsonl":
+        raise GreitposeError("--ray runs folders of images into --json RESULTS.jsonl (no --out, --show or video)")
+    path, expect = pose_weights(settings["model"], settings["weights"], settings["input_size"], settings["backend"])
+    keypoints = load_backend(path, "onnx" if path.suffix == ".onnx" else "torch", "cpu", expect_model=expect).keypoints
+    settings = {**settings, "weights": str(path.resolve())}
+    if settings["detector"] not in (None, "none"):
+        from greitpose.weights import find_weights
+
+        try:
+            settings["detector"] = str(find_weights(settings["detector"]).resolve())
+        except GreitposeError:
+            pass  # a bare name each actor fetches (or reports missing) itself
+    return run_on_ray(src, settings, json_out, address, workers, batch_frames, console, warner(console)), keypoints
 
 
 @app.command()
@@ -178,10 +220,11 @@ def evaluate(
     gt_boxes: Annotated[bool, typer.Option("--gt-boxes", help="Person boxes from the ground truth (default).")] = False,
     boxes: Annotated[Optional[Path], typer.Option(help="Person detections, COCO results format.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Detect people with this YOLO model instead.")] = None,
+    det_size: DetSize = 640,
     model: Annotated[Optional[str], typer.Option(help="Pose model name; checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt or .onnx).")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH, for the default weights name.")] = "256x192",
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
     device: Device = "auto",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
     limit: Annotated[Optional[int], typer.Option(help=helps("limit", "Evaluate the first N images (COCO) or people (MPII)"))] = None,
@@ -201,7 +244,7 @@ def evaluate(
 
     if dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
-    limits.check(limit=limit, threshold=threshold)
+    limits.check(limit=limit, threshold=threshold, det_size=det_size)
     set_offline(offline)
     if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
         raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
@@ -227,7 +270,7 @@ def evaluate(
 
         options = CocoOptions(
             data_root, images, ann, boxes,
-            load_detector(detector, device=device) if detector else None,
+            load_detector(detector, device=device, backend=backend, size=det_size) if detector else None,
             flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
             sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
         result = evaluate_coco(pose, options, flip, save_predictions, console)
@@ -320,8 +363,9 @@ def benchmark(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A short run: greit-hrnet-18, batches 1 and 8, 0.5 s per figure, 5 frames.")] = False,
     peer: Annotated[Optional[Path], typer.Option(help="Instead: frames/s of greitpose against this YOLO pose model's own predictor on --video.")] = None,
-    detector: Annotated[Optional[str], typer.Option(help="With --peer: greitpose's detector (.pt exported to ONNX, or .onnx); default the peer file.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="With --peer: greitpose's detector; default the peer file.")] = None,
     det_every: Annotated[int, typer.Option(help=helps("det_every", "With --peer: detector every N frames"))] = 1,
+    det_size: DetSize = 640,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="With --peer: flip test.")] = True,
 ) -> None:
     """Per-crop latency, crops/s, end-to-end frames/s and peak memory, per model and backend."""
@@ -329,7 +373,8 @@ def benchmark(
     from greitpose.models import get_config, parse_input_size
 
     if peer is not None:
-        _benchmark_peer(peer, video, detector, det_every, flip, frames, json_path)
+        _benchmark_peer(peer, video, detector, det_every, det_size, flip, frames, parse_input_size(input_size),
+                        json_path)
         return
 
     if quick:
@@ -374,14 +419,16 @@ def benchmark(
         write_json(json_path, report.to_dict())
 
 
-def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_every: int, flip: bool,
-                    frames: int, json_path: Path | None) -> None:
-    """greitpose against a one-stage peer on the same clip (`benchmark --peer`)."""
-    from greitpose.estimator import pose_weights
+def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_every: int, det_size: int,
+                    flip: bool, frames: int, input_size: tuple[int, int], json_path: Path | None) -> None:
+    """greitpose (default backend: ONNX Runtime on a CPU) against a one-stage peer on the same
+    clip (`benchmark --peer`)."""
+    from greitpose.estimator import PoseEstimator, check_settings
     from greitpose.peer import compare
     from greitpose.sources import open_source
 
-    limits.check(det_every=det_every, frames=frames)
+    limits.check(frames=frames)
+    check_settings(detector or str(peer), 0.25, 0.7, 100, False, det_every, det_size)
     if video is None:
         raise GreitposeError("--peer needs --video: both are measured on the same clip")
     if not peer.is_file():
@@ -392,12 +439,17 @@ def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_eve
         ensure_writable(json_path)
     src = open_source(video)
     clip = [f.image for f, _ in zip(src, range(max(frames, 3)))]
-    weights, _ = pose_weights(None, None, (256, 192))
-    console.print(f"measuring greitpose and {peer.name} on {len(clip)} frames of {video}", highlight=False)
-    result = compare(peer, weights, detector or str(peer), clip, det_every, flip)
-    out.print(f"{peer.name}: {result['peer_fps']:.2f} frames/s; greitpose (onnx, det-every {det_every}, "
-              f"flip {'on' if flip else 'off'}): {result['greitpose_fps']:.2f} frames/s; "
-              f"ratio {result['ratio']:.2f}x")
+    estimator = PoseEstimator(detector=detector or str(peer), flip=flip, det_every=det_every, det_size=det_size,
+                              input_size=input_size)
+    settings = (f"{type(estimator.backend).__name__}, {input_size[0]}x{input_size[1]}, "
+                f"detector {type(estimator.detector).__name__} at {det_size}, det-every {det_every}, "
+                f"flip {'on' if flip else 'off'}")
+    console.print(f"measuring greitpose ({settings}) and {peer.name} on {len(clip)} frames of {video}",
+                  highlight=False, soft_wrap=True)
+    result = compare(peer, estimator, clip)
+    result.update(settings=settings, det_every=det_every, det_size=det_size, flip=flip)
+    out.print(f"{peer.name}: {result['peer_fps']:.2f} frames/s; greitpose: {result['greitpose_fps']:.2f} "
+              f"frames/s; ratio {result['ratio']:.2f}x")
     if json_path is not None:
         from greitpose.writers import write_json
 

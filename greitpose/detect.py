@@ -11,13 +11,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from greitpose.backends import onnx_session
+from greitpose.backends import onnx_session, resolve_device
 from greitpose.downloads import fetch_detector
 from greitpose.errors import GreitposeError
 from greitpose.results import Detections
 from greitpose.weights import find_weights
 
 DEFAULT_DETECTOR = "yolo11n.pt"
+#: Detector input size (longest side, pixels), as the YOLO models were trained.
+DEFAULT_SIZE = 640
 PERSON = 0
 
 
@@ -70,10 +72,10 @@ class YoloDetector:
 
     def __init__(self, weights: str = DEFAULT_DETECTOR, conf: float = 0.25, iou: float = 0.7,
                  max_people: int = 100, device: str | None = None, half: bool = False,
-                 track: bool = False, tracker: str = "bytetrack.yaml") -> None:
+                 track: bool = False, tracker: str = "bytetrack.yaml", size: int = DEFAULT_SIZE) -> None:
         from ultralytics import YOLO
 
-        self.conf, self.iou, self.max_people, self.half = conf, iou, max_people, half
+        self.conf, self.iou, self.max_people, self.half, self.size = conf, iou, max_people, half, size
         self.device = device if device not in (None, "", "auto") else None
         self.tracks, self.tracker = track, tracker
         source = self._locate(weights)
@@ -98,7 +100,7 @@ class YoloDetector:
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[Detections]:
         kwargs = dict(classes=[PERSON], conf=self.conf, iou=self.iou, max_det=self.max_people,
-                      verbose=False)
+                      imgsz=self.size, verbose=False)
         if self.half:
             kwargs["half"] = True
         if self.device:
@@ -135,6 +137,13 @@ def letterbox(image: np.ndarray, size: tuple[int, int], fill: int = 114) -> tupl
     return np.ascontiguousarray(x), scale, (left, top)
 
 
+def rect_size(shape: tuple[int, int], longest: int, stride: int = 32) -> tuple[int, int]:
+    """The smallest input (h, w) that holds an image of `shape` scaled to `longest` on its long
+    side, each side rounded up to the network's stride."""
+    scale = longest / max(shape)
+    return tuple(-(-round(side * scale) // stride) * stride for side in shape)  # type: ignore[return-value]
+
+
 class OnnxYoloDetector:
     """A YOLO detector exported to ONNX by Ultralytics (`greitpose export --detector`), run by
     ONNX Runtime alone, so that an all-ONNX pipeline needs no torch: letterbox, one forward
@@ -143,9 +152,10 @@ class OnnxYoloDetector:
     tracks = False
 
     def __init__(self, path: str | os.PathLike[str], conf: float = 0.25, iou: float = 0.7,
-                 max_people: int = 100, device: str | None = None) -> None:
+                 max_people: int = 100, device: str | None = None, threads: int | None = None,
+                 size: int | None = None) -> None:
         path = Path(path)
-        self.session = onnx_session(path, device)
+        self.session = onnx_session(path, device, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "task" not in meta:
             raise GreitposeError(f"{path} is not an Ultralytics YOLO export (no task in its metadata); "
@@ -155,8 +165,12 @@ class OnnxYoloDetector:
         self.num_classes = len(names) if names else None
         self.end_to_end = meta.get("end2end") == "True"
         inp = self.session.get_inputs()[0]
-        size = inp.shape[2:] if all(isinstance(d, int) for d in inp.shape[2:]) else ast.literal_eval(meta["imgsz"])
-        self.size = (int(size[0]), int(size[1]))
+        # a fixed-size export is fed its size; one of any size (dynamic) gets each image scaled
+        # to `size` on its long side and padded to the stride only, as Ultralytics' predictor
+        # does: a 16:9 frame at 640 is 640x384, 40% less work than 640x640
+        fixed = all(isinstance(d, int) for d in inp.shape[2:])
+        self.size = (int(inp.shape[2]), int(inp.shape[3])) if fixed else None
+        self.longest = size or max(ast.literal_eval(meta["imgsz"]))
         self.input_name = inp.name
         self.dtype = np.float16 if "float16" in inp.type else np.float32
         self.conf, self.iou, self.max_people = conf, iou, max_people
@@ -165,7 +179,7 @@ class OnnxYoloDetector:
         return [self._detect(image) for image in images]
 
     def _detect(self, image: np.ndarray) -> Detections:
-        x, scale, (left, top) = letterbox(image, self.size)
+        x, scale, (left, top) = letterbox(image, self.size or rect_size(image.shape[:2], self.longest))
         out = self.session.run(None, {self.input_name: x.astype(self.dtype)})[0][0].astype(np.float32)
         if self.end_to_end:  # (max_det, 6): x1, y1, x2, y2, score, class; already suppressed
             rows = out[(out[:, 5] == PERSON) & (out[:, 4] > self.conf)]
@@ -187,10 +201,20 @@ class OnnxYoloDetector:
 
 
 def load_detector(weights: str, conf: float = 0.25, iou: float = 0.7, max_people: int = 100,
-                  device: str | None = None, half: bool = False, track: bool = False) -> Detector:
+                  device: str | None = None, half: bool = False, track: bool = False,
+                  backend: str = "auto", size: int = DEFAULT_SIZE, threads: int | None = None) -> Detector:
     """The detector for a weights name: an ONNX export runs on ONNX Runtime alone, except when
-    tracking (Ultralytics' trackers); anything else goes through Ultralytics."""
+    tracking (Ultralytics' trackers); so does a .pt on a CPU with the `auto` backend, through an
+    export of any input size cached once per file (greitpose.onnx_cache); anything else goes
+    through Ultralytics. Images are scaled to `size` on their long side (a fixed-size export
+    keeps its own size)."""
     if weights.endswith(".onnx") and not track:
         path = find_weights(weights, "detector weights", hint="export one with greitpose export --detector")
-        return OnnxYoloDetector(path, conf, iou, max_people, device)
-    return YoloDetector(weights, conf, iou, max_people, device, half=half, track=track)
+        return OnnxYoloDetector(path, conf, iou, max_people, device, threads, size)
+    if backend == "auto" and not track and weights.endswith(".pt") and resolve_device(device).type == "cpu":
+        from greitpose.onnx_cache import detector_onnx_for
+
+        exported = detector_onnx_for(Path(YoloDetector._locate(weights)))
+        if exported is not None:
+            return OnnxYoloDetector(exported, conf, iou, max_people, device, threads, size)
+    return YoloDetector(weights, conf, iou, max_people, device, half=half, track=track, size=size)

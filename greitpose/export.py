@@ -149,6 +149,7 @@ class Parity:
     max_heatmap_diff: float
     max_keypoint_px: float
     crops: int
+    max_heatmap: float = 1.0  # the reference's largest |value|, to judge the difference against
 
     def describe(self) -> str:
         return (f"{self.crops} crops: max |heatmap diff| {self.max_heatmap_diff:.2e}, "
@@ -165,13 +166,17 @@ def parity_check(model: PoseModel, onnx_path: Path, crops: np.ndarray) -> Parity
     got_xy, _ = codec.decode_heatmaps(got)
     stride = model.config.input_size[1] / model.config.heatmap_size[1]
     return Parity(float(np.abs(ref - got).max()),
-                  float(np.linalg.norm(ref_xy - got_xy, axis=-1).max() * stride), len(crops))
+                  float(np.linalg.norm(ref_xy - got_xy, axis=-1).max() * stride), len(crops),
+                  float(np.abs(ref).max()))
 
 
-def export_detector(weights: Path, imgsz: int = 640, half: bool = False) -> Path:
-    """Export an Ultralytics YOLO .pt to ONNX (Ultralytics' own exporter) into the user's
-    weights folder, where `--detector NAME.onnx` finds it. The export runs on a temporary copy,
-    so nothing is written beside the .pt (which may lie in a shared or read-only place)."""
+def export_detector(weights: Path, imgsz: int = 640, half: bool = False, target: Path | None = None,
+                    dynamic: bool = False) -> Path:
+    """Export an Ultralytics YOLO .pt to ONNX (Ultralytics' own exporter) as `target`, by default
+    into the user's weights folder, where `--detector NAME.onnx` finds it. The export runs on a
+    temporary copy, so nothing is written beside the .pt (which may lie in a shared or read-only
+    place). `dynamic` makes a graph for any input size (fed by OnnxYoloDetector at the size
+    each image needs)."""
     import shutil
     import tempfile
 
@@ -180,19 +185,19 @@ def export_detector(weights: Path, imgsz: int = 640, half: bool = False) -> Path
     from greitpose.detect import check_person_model
     from greitpose.weights import user_dir
 
-    folder = user_dir()
+    folder = target.parent if target is not None else user_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(shutil.copy2(weights, Path(tmp) / weights.name))
             model = YOLO(str(copy))
             check_person_model(str(weights), model.task, model.names)
-            exported = Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=False, simplify=False,
+            exported = Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=dynamic, simplify=False,
                                          verbose=False))
-            target = folder / exported.name
-            shutil.move(str(exported), partial_path(target))
-            os.replace(partial_path(target), target)
-            return target
+            final = target or folder / exported.name
+            shutil.move(str(exported), partial_path(final))
+            os.replace(partial_path(final), final)
+            return final
     except GreitposeError:
         raise
     except OSError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,10 @@ from greitpose.batch import ResumableLines, coco_entries, image_record
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
+from greitpose.overlap import WriteBehind
+from greitpose.parallel import stream_parallel
 from greitpose.progress import progress_bar
+from greitpose.results import Poses
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
@@ -67,6 +71,11 @@ def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
 VIDEO_OUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv"}
 
 
+def warner(console: Console) -> Callable[[str], None]:
+    """One yellow 'warning:' line per message, never wrapped (paths stay copyable)."""
+    return lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
 def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None:
     """Refuse output paths that do not fit the source, before anything is computed."""
     if json_path is not None and json_path.is_dir():
@@ -90,12 +99,12 @@ def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None
 def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
         recursive: bool = False, style: DrawStyle = DrawStyle(), batch_frames: int = 4,
         max_frames: int | None = None, show: bool = False, console: Console | None = None,
-        warn: Callable[[str], None] | None = None) -> Summary:
+        warn: Callable[[str], None] | None = None, workers: int = 1) -> Summary:
     """Run pose estimation over `source` (a path, glob, webcam index or an opened source);
-    outputs appear only when complete."""
-    limits.check(batch_frames=batch_frames, max_frames=max_frames)
+    outputs appear only when complete. Folders may go through `workers` processes."""
+    limits.check(batch_frames=batch_frames, max_frames=max_frames, infer_workers=workers)
     console = console or Console(stderr=True)
-    warn = warn or (lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False))
+    warn = warn or warner(console)
     summary = Summary()
 
     def skip(path: Path) -> None:
@@ -121,45 +130,55 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
             json_out = ResumableLines(json_path)
             src.paths = [p for p in src.paths if src.relative(p) not in json_out.done]
             if json_out.resumed:
-                console.print(f"resuming: {json_out.resumed} image(s) already in {json_out.tmp.name}, "
-                              f"{len(src.paths)} to go", highlight=False)
+                console.print(json_out.resume_note(len(src.paths)), highlight=False)
         elif json_path is not None:
             json_out = JsonLines(json_path) if src.is_video else JsonArray(json_path)
         total = len(src) or None
         if max_frames:
             total = min(total or max_frames, max_frames)
         started = time.perf_counter()
-        with progress_bar(console) as progress:
+        quit_requested: list[bool] = []
+
+        def write(item: tuple[Frame, Poses]) -> None:
+            """JSON, drawing and encoding of one frame: behind the networks, in another thread."""
+            frame, p = item
+            if json_out is not None:
+                if resumable:
+                    json_out.add(image_record(frame.name, frame.image.shape, p.people()))
+                elif src.is_video:
+                    json_out.add({"frame": frame.index, "time": round(frame.time, 4), "people": p.people()})
+                else:
+                    for entry in coco_entries(frame.name, p.people()):
+                        json_out.add(entry)
+            if out is not None or show:
+                drawn = draw_poses(frame.image, p, estimator.keypoints, style)
+                if video_out is not None:
+                    video_out.write(drawn)
+                elif out is not None:
+                    write_image(out if out_is_file else out / frame.name, drawn)
+                if show and _show(drawn):
+                    quit_requested.append(True)
+
+        with progress_bar(console) as progress, WriteBehind(write, threaded=not show) as writer:
             task = progress.add_task(f"pose {src.label}", total=total, info="")
-            frames = (f for f in src if max_frames is None or f.index < max_frames)
-            for chunk in _chunks(frames, 1 if show else batch_frames):
-                poses = estimator.process([f.image for f in chunk], [f.time for f in chunk])
-                for frame, p in zip(chunk, poses):
-                    summary.frames += 1
-                    summary.people += len(p)
-                    if json_out is not None:
-                        if resumable:
-                            json_out.add(image_record(frame.name, frame.image.shape, p.people()))
-                        elif src.is_video:
-                            json_out.add({"frame": frame.index, "time": round(frame.time, 4),
-                                          "people": p.people()})
-                        else:
-                            for entry in coco_entries(frame.name, p.people()):
-                                json_out.add(entry)
-                    if out is not None or show:
-                        drawn = draw_poses(frame.image, p, estimator.keypoints, style)
-                        if video_out is not None:
-                            video_out.write(drawn)
-                        elif out is not None:
-                            write_image(out if out_is_file else out / frame.name, drawn)
-                        if show and _show(drawn):
-                            max_frames = frame.index
-                elapsed = time.perf_counter() - started
-                progress.update(task, advance=len(chunk),
-                                info=f"{summary.frames / max(elapsed, 1e-9):.1f} fps, "
-                                     f"{summary.people / max(summary.frames, 1):.1f} people/frame")
-                if max_frames is not None and summary.frames >= max_frames:
-                    break
+            if workers > 1 and not src.is_video:
+                src.paths = src.paths[:max_frames]
+                results = stream_parallel(src, estimator.settings, workers, batch_frames)
+            else:
+                frames = (f for f in src if max_frames is None or f.index < max_frames)
+                results = estimator.stream(_chunks(frames, 1 if show else batch_frames))
+            with closing(results):  # an early stop ends its threads and processes at once
+                for chunk, poses in results:
+                    for frame, p in zip(chunk, poses):
+                        summary.frames += 1
+                        summary.people += len(p)
+                        writer.put((frame, p))
+                    elapsed = time.perf_counter() - started
+                    progress.update(task, advance=len(chunk),
+                                    info=f"{summary.frames / max(elapsed, 1e-9):.1f} fps, "
+                                         f"{summary.people / max(summary.frames, 1):.1f} people/frame")
+                    if quit_requested or (max_frames is not None and summary.frames >= max_frames):
+                        break
         summary.seconds = time.perf_counter() - started
         if summary.frames == 0 and not (resumable and json_out.resumed):
             raise GreitposeError(f"no readable images in {src.label}")
@@ -180,8 +199,7 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
             if pending is not None:
                 pending.discard()
         if resumable and json_out is not None and json_out.done:
-            warn(f"kept {len(json_out.done)} image result(s) in {json_out.tmp}: run the same command "
-                 "again to resume")
+            warn(json_out.kept_note())
     return summary
 
 

@@ -13,14 +13,15 @@ from greitpose.errors import GreitposeError
 class Range:
     lo: float | None = None
     hi: float | None = None
+    multiple_of: int | None = None
 
     def text(self) -> str:
-        if self.hi is None:
-            return f">= {self.lo:g}"
-        return f"{self.lo:g} to {self.hi:g}"
+        text = f">= {self.lo:g}" if self.hi is None else f"{self.lo:g} to {self.hi:g}"
+        return text + (f", a multiple of {self.multiple_of}" if self.multiple_of else "")
 
     def holds(self, value: float) -> bool:
-        return (self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+        return ((self.lo is None or value >= self.lo) and (self.hi is None or value <= self.hi)
+                and (not self.multiple_of or value % self.multiple_of == 0))
 
 
 RANGES: dict[str, Range] = {
@@ -29,6 +30,7 @@ RANGES: dict[str, Range] = {
     "kpt_thr": Range(0.0, 1.0),
     "max_people": Range(1),
     "det_every": Range(1),
+    "det_size": Range(64, 4096, 32),  # the YOLO models' stride
     "radius": Range(1),
     "thickness": Range(1),
     "batch_frames": Range(1),
@@ -39,6 +41,7 @@ RANGES: dict[str, Range] = {
     "frames": Range(1),
     "people": Range(1),
     "threads": Range(1),
+    "infer_workers": Range(1, 256),
     "train_batch": Range(0),
     "batch": Range(1),
     "opset": Range(11),
@@ -64,8 +67,12 @@ RANGES: dict[str, Range] = {
 }
 
 
+#: Options whose flag is not their key (the same flag means different things per command).
+FLAGS = {"infer_workers": "--workers"}
+
+
 def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def helps(name: str, text: str) -> str:

@@ -3,15 +3,17 @@ each on the same frames and threads, drawing and file writing excluded for both.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from greitpose.errors import GreitposeError
+
+if TYPE_CHECKING:
+    from greitpose.estimator import PoseEstimator
 
 
 def frames_per_s(process: Callable[[np.ndarray], Any], frames: list[np.ndarray], warmup: int = 2) -> float:
@@ -35,25 +37,23 @@ def peer_predictor(peer: Path) -> Callable[[np.ndarray], Any]:
     return lambda frame: model.predict(frame, verbose=False)
 
 
-def compare(peer: Path, weights: Path, detector: str, frames: list[np.ndarray], det_every: int,
-            flip: bool = True) -> dict[str, Any]:
-    """greitpose (pose model on ONNX Runtime, ONNX detector, pose-guided tracking every
-    `det_every` frames) against the peer's predictor on the same frames."""
-    from greitpose import checkpoint
-    from greitpose.backends import OnnxBackend
-    from greitpose.detect import OnnxYoloDetector
-    from greitpose.estimator import PoseEstimator
-    from greitpose.export import export_detector, export_onnx
-    from greitpose.weights import find_weights
+def stream_fps(estimator: PoseEstimator, frames: list[np.ndarray], batch_frames: int = 4, warmup: int = 2) -> float:
+    """Frames/s of greitpose's own video path (PoseEstimator.stream: detection ahead, chunks of
+    `batch_frames`) over the clip, after `warmup` frames that are not timed."""
+    from greitpose.sources import Frame
 
+    estimator.process(frames[:warmup])
+    clip = [Frame(i, image, f"frame-{i}", float(i)) for i, image in enumerate(frames[warmup:])]
+    chunks = (clip[i:i + batch_frames] for i in range(0, len(clip), batch_frames))
+    start = time.perf_counter()
+    for _ in estimator.stream(chunks):
+        pass
+    return len(clip) / (time.perf_counter() - start)
+
+
+def compare(peer: Path, estimator: PoseEstimator, frames: list[np.ndarray]) -> dict[str, Any]:
+    """greitpose as set up in `estimator` against the peer's predictor on the same frames."""
     theirs = frames_per_s(peer_predictor(peer), frames)
-    with tempfile.TemporaryDirectory() as tmp:
-        pose = export_onnx(checkpoint.load(weights), Path(tmp) / "pose.onnx")
-        det_path = Path(detector)
-        if det_path.suffix != ".onnx":
-            det_path = export_detector(find_weights(detector, "detector weights"))
-        est = PoseEstimator(backend=OnnxBackend(pose), detector=OnnxYoloDetector(det_path), flip=flip,
-                            det_every=det_every)
-        ours = frames_per_s(est, frames)
+    ours = stream_fps(estimator, frames)
     return {"peer": str(peer), "peer_fps": theirs, "greitpose_fps": ours, "ratio": ours / theirs,
-            "det_every": det_every, "flip": flip, "frames": len(frames)}
+            "frames": len(frames)}

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from greitpose.errors import GreitposeError
-from greitpose.prefetch import prefetch
+from greitpose.overlap import prefetch
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}

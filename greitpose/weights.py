@@ -17,6 +17,7 @@ REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 #: Where a wheel installs the same files (package `greitpose._weights`).
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "_weights"
 ENV_VAR = "GREITPOSE_WEIGHTS"
+CACHE_VAR = "GREITPOSE_CACHE"
 
 
 def user_dir() -> Path:
@@ -26,8 +27,19 @@ def user_dir() -> Path:
         return Path(os.environ[ENV_VAR]).expanduser()
     if REPO_WEIGHTS.is_dir() and os.access(REPO_WEIGHTS, os.W_OK):
         return REPO_WEIGHTS
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "greitpose" / "weights"
+    return _user_cache() / "weights"
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "greitpose"
+
+
+def cache_dir() -> Path:
+    """Where derived files (ONNX exports made for the auto backend) are kept: $GREITPOSE_CACHE,
+    else ~/.cache/greitpose. Deleting it is always safe."""
+    if os.environ.get(CACHE_VAR):
+        return Path(os.environ[CACHE_VAR]).expanduser()
+    return _user_cache()
 
 
 def search_dirs() -> list[Path]:

@@ -14,6 +14,8 @@ import pytest
 os.environ["GREITPOSE_OFFLINE"] = "1"
 # What tests export or fetch goes to a folder of their own, never into the checkout's weights/.
 os.environ["GREITPOSE_WEIGHTS"] = tempfile.mkdtemp(prefix="greitpose-test-weights-")
+# ONNX exports made for the auto backend are cached per test session, not in the user's cache.
+os.environ["GREITPOSE_CACHE"] = tempfile.mkdtemp(prefix="greitpose-test-cache-")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREITPOSE_SHARED", REPO.parent / "shared"))

@@ -41,7 +41,8 @@ def test_an_interrupted_folder_run_resumes_with_every_image_once(tmp_path: Path,
             "--device", "cpu", "--batch-frames", "1"]
     partial = tmp_path / ".poses.partial.jsonl"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(_infer(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    # interrupted while two worker processes run, resumed by one
+    proc = subprocess.Popen(_infer(args + ["--workers", "2"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if partial.is_file() and partial.read_text().count("\n") >= 5:
@@ -65,6 +66,25 @@ def test_an_interrupted_folder_run_resumes_with_every_image_once(tmp_path: Path,
     again = run_cli("infer", *args)  # a finished output: nothing left to do, nothing lost
     assert again.returncode == 0, again.stderr
     assert len(read_lines(out)[0]) == 40
+
+
+def test_workers_give_the_same_lines_in_the_same_order(tmp_path: Path, random_checkpoint: Path) -> None:
+    photos = _folder(tmp_path / "photos", 9)
+    (photos / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    lines = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.jsonl"
+        result = run_cli("infer", str(photos), "-r", "--json", str(out), "--out", str(tmp_path / f"img{workers}"),
+                         "--weights", str(random_checkpoint), "--detector", "none", "--workers", workers)
+        assert result.returncode == 0, result.stderr
+        assert "skipped" in result.stderr and "broken.jpg" in result.stderr, result.stderr
+        lines[workers] = read_lines(out)[0]
+        assert len(list((tmp_path / f"img{workers}").rglob("*.jpg"))) == 9  # annotated copies, tree mirrored
+    assert [r["file"] for r in lines["1"]] == [r["file"] for r in lines["2"]] and len(lines["1"]) == 9
+    for one, two in zip(lines["1"], lines["2"]):
+        assert np.allclose(one["people"][0]["keypoints"], two["people"][0]["keypoints"], atol=0.01)
+    bad = run_cli("infer", str(photos), "--json", str(tmp_path / "x.jsonl"), "--workers", "0")
+    assert bad.returncode != 0 and "--workers must be 1 to 256, got 0" in bad.stderr
 
 
 def test_results_lines_become_coco_results_and_a_trainable_dataset(tmp_path: Path, random_checkpoint: Path) -> None:

@@ -16,7 +16,7 @@ from greitpose.errors import GreitposeError
 from greitpose.benchmark import realistic_model
 from greitpose.export import export_onnx, parity_check, sample_crops
 
-from conftest import DATA, run_cli
+from conftest import DATA, run_cli, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +81,39 @@ def test_onnx_backend_matches_torch_in_the_pipeline(tmp_path: Path, trained_like
     image = cv2.GaussianBlur(noise, (0, 0), 5)  # image-like statistics, not pixel noise
     boxes = np.array([[20, 20, 200, 280], [210, 30, 390, 290]], np.float32)
     results = []
-    for weights in (trained_like, onnx_path):
-        est = PoseEstimator(backend=load_backend(weights, device="cpu"),
+    for weights, kind in ((trained_like, "torch"), (onnx_path, "onnx")):
+        est = PoseEstimator(backend=load_backend(weights, kind, device="cpu"),
                             detector=GivenBoxes(lambda i: Detections(boxes, np.ones(2))))
         results.append(est(image))
     assert np.allclose(results[0].keypoint_scores, results[1].keypoint_scores, atol=1e-4)
     assert np.abs(results[0].keypoints - results[1].keypoints).max() <= 5.0
+
+
+def test_auto_backend_runs_a_checkpoint_on_its_cached_onnx_export(tmp_path: Path, trained_like: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from greitpose import onnx_cache
+    from greitpose.backends import TorchBackend
+
+    monkeypatch.setenv("GREITPOSE_CACHE", str(tmp_path / "cache"))
+    crops = sample_crops(checkpoint.load(trained_like), None, count=3)
+    first = load_backend(trained_like, device="cpu")
+    assert isinstance(first, OnnxBackend)
+    cached = onnx_cache.cached_path(trained_like)
+    assert cached.is_file() and cached.parent == tmp_path / "cache" / "onnx"
+    stamp = cached.stat().st_mtime_ns
+    again = load_backend(trained_like, "auto", device="cpu")
+    assert isinstance(again, OnnxBackend) and cached.stat().st_mtime_ns == stamp  # exported once
+    torch_out = load_backend(trained_like, "torch", device="cpu")(crops)
+    assert np.abs(again(crops) - torch_out).max() <= 1e-4
+    # another checkpoint (other bytes) gets its own export; one that fails the check stays on torch
+    other = checkpoint.save(realistic_model("greit-hrnet-18", (256, 192), seed=1), tmp_path / "other.pt")
+    assert onnx_cache.cached_path(other) != cached
+    monkeypatch.setattr(onnx_cache, "PARITY_TOLERANCE", -1.0)
+    assert isinstance(load_backend(other, device="cpu"), TorchBackend)
+    assert not onnx_cache.cached_path(other).exists()
+    assert onnx_cache.cached_path(other).with_suffix(".refused").is_file()  # not retried each run
+    with pytest.raises(GreitposeError, match="unknown backend 'tensorrt'"):
+        load_backend(trained_like, "tensorrt")
 
 
 def test_export_checks_the_model_and_leaves_no_partial_file(tmp_path: Path, trained_like: Path) -> None:
@@ -153,13 +180,35 @@ def test_onnx_detector_matches_ultralytics_on_the_same_export(person_finder: Pat
     ours = OnnxYoloDetector(path, conf=0.25, iou=0.7, max_people=50)
     theirs = YOLO(str(path), task="detect")
     for image in _test_images():
-        got = ours([image])[0]
-        ref = theirs.predict(image, classes=[0], conf=0.25, iou=0.7, max_det=50, verbose=False)[0].boxes
-        assert len(got.boxes) == len(ref) > 0
-        assert np.allclose(got.scores, ref.conf.numpy(), atol=1e-5)
-        assert np.abs(got.boxes - ref.xyxy.numpy()).max() < 1.0
-        h, w = image.shape[:2]
-        assert (got.boxes >= 0).all() and (got.boxes[:, [0, 2]] <= w).all() and (got.boxes[:, [1, 3]] <= h).all()
+        _same_boxes(ours([image])[0], theirs.predict(image, classes=[0], conf=0.25, iou=0.7, max_det=50,
+                                                     verbose=False)[0].boxes, image.shape)
+
+
+def test_any_size_detector_export_matches_ultralytics_own_predictor(tmp_path: Path) -> None:
+    """The auto backend's detector export takes any input size; each image is scaled to the
+    asked size on its long side and padded to the stride only, as Ultralytics' predictor does."""
+    from ultralytics import YOLO
+
+    from greitpose.detect import OnnxYoloDetector, rect_size
+    from greitpose.export import export_detector
+
+    model = shared_model("yolo11n-pose.pt")
+    dynamic = export_detector(model, target=tmp_path / "any-size.onnx", dynamic=True)
+    theirs = YOLO(str(model))
+    for size in (640, 416):
+        ours = OnnxYoloDetector(dynamic, conf=0.25, iou=0.7, max_people=50, size=size)
+        for image in _test_images():
+            _same_boxes(ours([image])[0], theirs.predict(image, imgsz=size, classes=[0], conf=0.25, iou=0.7,
+                                                         max_det=50, verbose=False)[0].boxes, image.shape)
+    assert rect_size((1088, 1920), 640) == (384, 640) and rect_size((576, 768), 416) == (320, 416)
+
+
+def _same_boxes(got, ref, shape: tuple[int, ...]) -> None:  # noqa: ANN001 - Detections, Ultralytics Boxes
+    assert len(got.boxes) == len(ref) > 0
+    assert np.allclose(got.scores, ref.conf.numpy(), atol=1e-4)
+    assert np.abs(got.boxes - ref.xyxy.numpy()).max() < 1.0
+    h, w = shape[:2]
+    assert (got.boxes >= 0).all() and (got.boxes[:, [0, 2]] <= w).all() and (got.boxes[:, [1, 3]] <= h).all()
 
 
 def test_onnx_detector_reads_end_to_end_exports(tmp_path: Path) -> None:

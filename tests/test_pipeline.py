@@ -19,6 +19,8 @@ from greitpose import checkpoint
 from conftest import REPO, run_cli, shared_model, shared_path
 
 SHIPPED = REPO / "weights" / "greit-hrnet-18-coco-256x192.pt"
+#: the same model trained at 128x96, for the fast preset (video's default)
+SHIPPED_FAST = REPO / "weights" / "greit-hrnet-18-coco-128x96.pt"
 #: AP on coco-tiny with ground-truth boxes, a few points under the shipped file's measurement
 #: (weights/README.md); raise it whenever better weights are shipped.
 COCO_TINY_GT_AP_FLOOR = 0.18
@@ -30,11 +32,12 @@ def _metrics(path: Path) -> dict[str, float]:
     return json.loads(path.read_text())["metrics"]
 
 
-def test_shipped_weights_are_a_trained_greit_hrnet_18() -> None:
-    assert SHIPPED.is_file(), f"{SHIPPED} is missing: the product ships trained weights"
-    model = checkpoint.load(SHIPPED)
-    assert model.config.name == "greit-hrnet-18" and model.config.input_size == (256, 192)
-    record = checkpoint.read_record(SHIPPED)
+@pytest.mark.parametrize("path, size", [(SHIPPED, (256, 192)), (SHIPPED_FAST, (128, 96))])
+def test_shipped_weights_are_a_trained_greit_hrnet_18(path: Path, size: tuple[int, int]) -> None:
+    assert path.is_file(), f"{path} is missing: the product ships trained weights"
+    model = checkpoint.load(path)
+    assert model.config.name == "greit-hrnet-18" and model.config.input_size == size
+    record = checkpoint.read_record(path)
     assert record.get("extra", {}).get("samples_seen", 0) > 0  # written by a training run
 
 
@@ -45,7 +48,7 @@ def test_a_plain_wheel_carries_the_shipped_weights(tmp_path: Path) -> None:
                     "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=600)
     [wheel] = tmp_path.glob("greitpose-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "greitpose/_weights/greit-hrnet-18-coco-256x192.pt" in names
+    assert {f"greitpose/_weights/{p.name}" for p in (SHIPPED, SHIPPED_FAST)} <= set(names)
     assert not [n for n in names if n.startswith("greitpose/_weights/yolo")]  # never third-party files
 
 
@@ -134,3 +137,15 @@ def test_all_onnx_pipeline_matches_torch(tmp_path: Path) -> None:
             ka, kb = np.asarray(a["keypoints"]).reshape(-1, 3), np.asarray(b["keypoints"]).reshape(-1, 3)
             diffs.append(np.median(np.linalg.norm(ka[:, :2] - kb[:, :2], axis=1)))
     assert len(diffs) >= 0.8 * len(torch_people) and np.median(diffs) < 3.0
+
+
+def test_benchmark_against_the_peer_on_the_same_clip(tmp_path: Path) -> None:
+    video = shared_path("video", "multiperson-lab.mp4")
+    peer = shared_model("yolo11n-pose.pt")
+    result = run_cli("benchmark", "--peer", str(peer), "--video", str(video), "--frames", "8", "--det-size", "320",
+                     "--json", str(tmp_path / "b.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["peer_fps"] > 0 and report["greitpose_fps"] > 0 and report["frames"] == 8
+    assert report["ratio"] == pytest.approx(report["greitpose_fps"] / report["peer_fps"])
+    assert "OnnxBackend" in report["settings"] and "at 320" in report["settings"]  # the CPU default path

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from greitpose.prefetch import prefetch
+from greitpose.overlap import WriteBehind, prefetch
 
 
 def _source(n: int, log: list[str], fail_at: int | None = None):
@@ -47,3 +47,30 @@ def test_errors_while_reading_reach_the_consumer() -> None:
     with pytest.raises(ValueError, match="broken at 5"):
         list(prefetch(_source(10, log, fail_at=5)))
     assert log[-1] == "closed"
+
+
+def test_write_behind_consumes_everything_in_order_in_another_thread() -> None:
+    seen: list[tuple[int, str]] = []
+    with WriteBehind(lambda i: seen.append((i, threading.current_thread().name)), depth=2) as writer:
+        for i in range(50):
+            writer.put(i)
+    assert [i for i, _ in seen] == list(range(50))  # all of them, by the time the block ends
+    assert {name for _, name in seen} == {"greitpose-writer"}
+
+
+def test_write_behind_errors_reach_the_producer_and_an_error_exit_stops_at_once() -> None:
+    def consume(i: int) -> None:
+        if i == 3:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with WriteBehind(consume, depth=1) as writer:
+            for i in range(1000):
+                writer.put(i)
+    done: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        with WriteBehind(lambda i: (time.sleep(0.01), done.append(i)), depth=4) as writer:
+            for i in range(100):
+                writer.put(i)
+            raise KeyboardInterrupt
+    assert len(done) < 100  # the backlog is dropped, not written after the interruption
