@@ -129,7 +129,7 @@ def infer(
     style = DrawStyle(kpt_thr, radius, thickness, not no_boxes)
     size = parse_input_size(input_size) if input_size else None
     if preset is not None:
-        presets.get(preset, False)
+        presets.get(preset, False)  # an unknown name is refused before the source is opened
     src = open_source(source, recursive)
     chosen = presets.resolve(preset, src.is_video, detector != "none", size, flip, det_size, det_every)
     check_settings(detector, det_conf, det_iou, max_people, track or smooth, chosen["det_every"], chosen["det_size"])
@@ -423,12 +423,11 @@ def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_eve
                     flip: bool, frames: int, input_size: tuple[int, int], json_path: Path | None) -> None:
     """greitpose (default backend: ONNX Runtime on a CPU) against a one-stage peer on the same
     clip (`benchmark --peer`)."""
-    from greitpose.estimator import PoseEstimator, check_settings
+    from greitpose.estimator import PoseEstimator
     from greitpose.peer import compare
     from greitpose.sources import open_source
 
-    limits.check(frames=frames)
-    check_settings(detector or str(peer), 0.25, 0.7, 100, False, det_every, det_size)
+    limits.check(frames=frames, det_every=det_every, det_size=det_size)
     if video is None:
         raise GreitposeError("--peer needs --video: both are measured on the same clip")
     if not peer.is_file():
