@@ -202,12 +202,15 @@ def convert(
         console.print(f"{images} images, {people} people -> {coco_dataset}", highlight=False)
 
 
-def _stats_table(title: str, metrics: dict[str, float], digits: int = 3) -> Table:
+def _stats_table(title: str, columns: dict[str, dict[str, float]], digits: int = 3) -> Table:
+    """One row per metric, one column per model scored."""
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.{digits}f}")
+    for name in columns:
+        table.add_column(name, justify="right")
+    first = next(iter(columns.values()))
+    for metric in first:
+        table.add_row(metric, *(f"{c[metric]:.{digits}f}" for c in columns.values()))
     return table
 
 
@@ -234,12 +237,13 @@ def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON.")] = None,
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write the predictions (COCO results / MPII json).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch COCO or a detector (also ${OFFLINE_VAR}=1).")] = False,
+    peer: Annotated[Optional[Path], typer.Option(help="COCO: also score this one-stage YOLO pose model (whole images, its own boxes, at --det-size) on the same images, side by side.")] = None,
 ) -> None:
     """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
     from greitpose.backends import load_backend
     from greitpose.datasets import parse_flip_pairs
     from greitpose.estimator import pose_weights
-    from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii
+    from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii, evaluate_peer_coco
     from greitpose.models import parse_input_size
 
     if dataset not in ("coco", "mpii"):
@@ -251,6 +255,12 @@ def evaluate(
     for given in (boxes, ann):
         if given is not None and not given.is_file():
             raise GreitposeError(f"{given} does not exist")
+    if peer is not None:
+        from greitpose.peer import check_peer_file
+
+        if dataset != "coco":
+            raise GreitposeError("--peer scores COCO-format sets only")
+        check_peer_file(peer)
     if json_path is not None:
         from greitpose.writers import ensure_writable
 
@@ -264,7 +274,7 @@ def evaluate(
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":
         result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console)
-        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", result.metrics, 2))
+        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", {"value": result.metrics}, 2))
     else:
         from greitpose.detect import load_detector
 
@@ -274,8 +284,12 @@ def evaluate(
             flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
             sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
         result = evaluate_coco(pose, options, flip, save_predictions, console)
-        out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)",
-                               result.metrics))
+        columns = {path.name: result.metrics}
+        if peer is not None:
+            theirs = evaluate_peer_coco(peer, options, det_size, console)
+            columns[f"{peer.name} (own boxes)"] = theirs.metrics
+            result.extra["peer"] = {"model": str(peer), "det_size": det_size, **theirs.to_dict()}
+        out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)", columns))
     if json_path is not None:
         from greitpose.writers import write_json
 
@@ -424,14 +438,13 @@ def _benchmark_peer(peer: Path, video: str | None, detector: str | None, det_eve
     """greitpose (default backend: ONNX Runtime on a CPU) against a one-stage peer on the same
     clip (`benchmark --peer`)."""
     from greitpose.estimator import PoseEstimator
-    from greitpose.peer import compare
+    from greitpose.peer import check_peer_file, compare
     from greitpose.sources import open_source
 
     limits.check(frames=frames, det_every=det_every, det_size=det_size)
     if video is None:
         raise GreitposeError("--peer needs --video: both are measured on the same clip")
-    if not peer.is_file():
-        raise GreitposeError(f"peer model {peer} does not exist")
+    check_peer_file(peer)
     if json_path is not None:
         from greitpose.writers import ensure_writable
 

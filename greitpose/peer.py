@@ -1,5 +1,6 @@
-"""Side by side with a one-stage peer (Ultralytics YOLO-pose) on the same clip: frames/s of
-each on the same frames and threads, drawing and file writing excluded for both."""
+"""Side by side with a one-stage peer (Ultralytics YOLO-pose): frames/s of each on the same clip
+(same frames and threads, drawing and file writing excluded for both), and the peer as a whole-
+image pose estimator for scoring it on the same COCO set as greitpose."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from greitpose.errors import GreitposeError
+from greitpose.results import Poses
 
 if TYPE_CHECKING:
     from greitpose.estimator import PoseEstimator
@@ -27,14 +29,45 @@ def frames_per_s(process: Callable[[np.ndarray], Any], frames: list[np.ndarray],
     return (len(frames) - warmup) / (time.perf_counter() - start)
 
 
-def peer_predictor(peer: Path) -> Callable[[np.ndarray], Any]:
-    """The peer's own predictor, one frame at a time, as a user of it would run it."""
+def check_peer_file(peer: Path) -> None:
+    """Fail early, and never let Ultralytics try to download a name it does not find."""
+    if not peer.is_file():
+        raise GreitposeError(f"peer model {peer} does not exist")
+
+
+def _load_peer(peer: Path) -> Any:
+    check_peer_file(peer)
     from ultralytics import YOLO
 
-    model = YOLO(str(peer))
+    try:
+        model = YOLO(str(peer))
+    except Exception as exc:  # Ultralytics raises many kinds for a file it cannot use
+        raise GreitposeError(f"cannot load peer model {peer}: {exc}") from exc
     if model.task != "pose":
         raise GreitposeError(f"peer {peer} is a {model.task} model; the peer is a YOLO pose model")
+    return model
+
+
+def peer_predictor(peer: Path) -> Callable[[np.ndarray], Any]:
+    """The peer's own predictor, one frame at a time, as a user of it would run it."""
+    model = _load_peer(peer)
     return lambda frame: model.predict(frame, verbose=False)
+
+
+def peer_poses(peer: Path, size: int = 640, conf: float = 0.001) -> tuple[Callable[[np.ndarray], Poses], int]:
+    """The peer as a whole-image pose estimator (BGR image -> Poses) and its keypoint count.
+    Settings as its own COCO validator uses them (confidence 0.001, so that AP sees the whole
+    ranking); a person's score is its box confidence."""
+    model = _load_peer(peer)
+
+    def run(image: np.ndarray) -> Poses:
+        result = model.predict(image, imgsz=size, conf=conf, verbose=False)[0]
+        boxes = result.boxes.xyxy.cpu().numpy()
+        scores = result.boxes.conf.cpu().numpy()
+        keypoints = result.keypoints.data.cpu().numpy().reshape(len(boxes), -1, 3)
+        return Poses(boxes, scores, keypoints[..., :2], keypoints[..., 2], scores)
+
+    return run, int(model.model.kpt_shape[0])
 
 
 def stream_fps(estimator: PoseEstimator, frames: list[np.ndarray], batch_frames: int = 4, warmup: int = 2) -> float:

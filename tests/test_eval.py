@@ -17,7 +17,7 @@ from greitpose.evaluation import coco, mpii
 from greitpose.evaluation.oks import oks, oks_nms
 from greitpose.keypoints import COCO
 
-from conftest import run_cli, shared_path
+from conftest import run_cli, shared_model, shared_path
 
 
 def _coco_tiny():
@@ -166,3 +166,28 @@ def test_cli_mpii_needs_a_16_keypoint_model(random_checkpoint: Path) -> None:
     root = shared_path("mpii-tiny")
     result = run_cli("eval", "--dataset", "mpii", "--data-root", str(root), "--weights", str(random_checkpoint))
     assert result.returncode != 0 and "16-keypoint model" in result.stderr
+
+
+def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint: Path) -> None:
+    peer = shared_model("yolo11n-pose.pt")
+    root = shared_path("coco-tiny")
+    result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--weights", str(random_checkpoint),
+                     "--device", "cpu", "--peer", str(peer), "--json", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    assert "yolo11n-pose.pt (own boxes)" in result.stdout
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["peer"]["count"] == report["count"] == 4
+    # the peer's published figure on these 14 persons is AP 0.70 (../shared/models/README.md);
+    # the random network scores next to nothing on the same images
+    assert report["peer"]["metrics"]["AP"] > 0.6 > report["metrics"]["AP"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--peer", "no-such-peer.pt"], "peer model no-such-peer.pt does not exist"),
+    (["--dataset", "mpii", "--peer", "x.pt"], "--peer scores COCO-format sets only"),
+])
+def test_cli_bad_peer_is_one_line(args: list[str], message: str, random_checkpoint: Path) -> None:
+    root = shared_path("coco-tiny")
+    result = run_cli("eval", "--data-root", str(root), "--weights", str(random_checkpoint), *args)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr

@@ -54,6 +54,13 @@ def coco_eval(dataset: CocoKeypoints, predictions: list[dict[str, Any]], image_i
     return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
 
 
+def load_image(dataset: CocoKeypoints, image_id: int) -> np.ndarray:
+    image = read_image(dataset.images[image_id].path)
+    if image is None:
+        raise GreitposeError(f"cannot read image {dataset.images[image_id].path}")
+    return image
+
+
 @dataclass
 class BoxSource:
     """Where person boxes come from: ground truth, a detection file, or a detector."""
@@ -92,12 +99,7 @@ def predict(dataset: CocoKeypoints, topdown: TopDown, boxes: BoxSource, image_id
     h, w = topdown.input_size
     for start in range(0, len(image_ids), batch_images):
         ids = image_ids[start:start + batch_images]
-        images = []
-        for image_id in ids:
-            image = read_image(dataset.images[image_id].path)
-            if image is None:
-                raise GreitposeError(f"cannot read image {dataset.images[image_id].path}")
-            images.append(image)
+        images = [load_image(dataset, image_id) for image_id in ids]
         dets = [boxes.boxes(dataset, i, im) for i, im in zip(ids, images)]
         for image_id, det, poses in zip(ids, dets, topdown(images, dets)):
             if len(poses) == 0:

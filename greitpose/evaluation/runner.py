@@ -11,6 +11,7 @@ from rich.console import Console
 
 from greitpose.backends import Backend
 from greitpose.datasets import (
+    CocoKeypoints,
     check_image_files,
     find_coco_files,
     load_coco,
@@ -58,18 +59,25 @@ def _progress(console: Console, label: str, total: int) -> Iterator:
         yield lambda n: progress.advance(task, n)
 
 
-def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
-                  save_predictions: Path | None = None, console: Console | None = None) -> EvalResult:
-    """COCO keypoint AP/AR of `backend` on a COCO-format set, by the SimpleBaseline/HRNet protocol."""
-    console = console or Console(stderr=True)
+def _coco_set(options: CocoOptions, num_keypoints: int) -> tuple[Path, CocoKeypoints, list[int]]:
+    """The annotation file, the set and the image ids to score, every image checked readable
+    before any inference starts."""
     root = options.data_root if options.data_root or options.ann else locate_dataset("coco")
     ann, image_dir = find_coco_files(root, options.images, options.ann)
     dataset = load_coco(ann, image_dir, options.flip_pairs, options.sigmas, check_images=False)
     image_ids = sorted(dataset.images)[: options.limit or None]
-    check_image_files(dataset, image_ids)  # before any inference starts
-    if backend.config.num_keypoints != dataset.keypoints.num_keypoints:
-        raise GreitposeError(f"the model predicts {backend.config.num_keypoints} keypoints, "
+    check_image_files(dataset, image_ids)
+    if num_keypoints != dataset.keypoints.num_keypoints:
+        raise GreitposeError(f"the model predicts {num_keypoints} keypoints, "
                              f"{ann.name} has {dataset.keypoints.num_keypoints}")
+    return ann, dataset, image_ids
+
+
+def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
+                  save_predictions: Path | None = None, console: Console | None = None) -> EvalResult:
+    """COCO keypoint AP/AR of `backend` on a COCO-format set, by the SimpleBaseline/HRNet protocol."""
+    console = console or Console(stderr=True)
+    ann, dataset, image_ids = _coco_set(options, backend.config.num_keypoints)
     if options.boxes is not None:
         source = coco.BoxSource("file", load_detections(options.boxes, options.min_box_score,
                                                         dataset.category_id))
@@ -99,6 +107,25 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
             writer.discard()
     return EvalResult("coco", metrics, len(image_ids),
                       {"boxes": box_label, "annotations": str(ann), "predictions": len(predictions)})
+
+
+def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
+                       console: Console | None = None) -> EvalResult:
+    """COCO keypoint AP/AR of a one-stage YOLO pose model on the same set: whole images, its own
+    boxes, each person ranked by its box confidence (as its own validator ranks them)."""
+    from greitpose.peer import peer_poses
+
+    console = console or Console(stderr=True)
+    predict, num_keypoints = peer_poses(peer, size)
+    ann, dataset, image_ids = _coco_set(options, num_keypoints)
+    predictions: list[dict[str, Any]] = []
+    with _progress(console, f"COCO eval ({peer.name}, whole images)", len(image_ids)) as advance:
+        for image_id in image_ids:
+            predictions += predict(coco.load_image(dataset, image_id)).coco_results(image_id, dataset.category_id)
+            advance(1)
+    metrics = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
+    return EvalResult("coco", metrics, len(image_ids),
+                      {"boxes": f"{peer.name}'s own", "annotations": str(ann), "predictions": len(predictions)})
 
 
 def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = None,
