@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise GreitposeError(f"cannot write {path}: {err.strerror or err}") from None
 
 
+@contextmanager
+def _logger_level(name: str | None, level: int) -> Iterator[None]:
+    """Only records of `level` and above from logger `name` while this lasts: third-party
+    progress chatter stays out of the caller's output (Ultralytics logs to stdout, where results
+    go, and the ONNX cache exports detectors inside library calls)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
     """Static int8 (QDQ, per-channel) quantization calibrated on real crops; metadata kept."""
     import onnx
@@ -97,11 +113,10 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
             return next(self.items, None)
 
     tmp = partial_path(dst)
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # onnxruntime's advice on pre-processing
     try:
-        quantize_static(str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        with _logger_level(None, logging.ERROR):  # onnxruntime's advice on pre-processing
+            quantize_static(str(src), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         proto = onnx.load(str(tmp))
         source = onnx.load(str(src), load_external_data=False)
         del proto.metadata_props[:]
@@ -109,7 +124,6 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
         onnx.save(proto, str(tmp))
         os.replace(tmp, dst)
     finally:
-        root.setLevel(level)
         tmp.unlink(missing_ok=True)
     return dst
 
@@ -192,8 +206,10 @@ def export_detector(weights: Path, imgsz: int = 640, half: bool = False, target:
             copy = Path(shutil.copy2(weights, Path(tmp) / weights.name))
             model = YOLO(str(copy))
             check_person_model(str(weights), model.task, model.names)
-            exported = Path(model.export(format="onnx", imgsz=imgsz, half=half, dynamic=dynamic, simplify=False,
-                                         verbose=False))
+            precision = {"half": True} if half else {}  # naming `half` at all draws a deprecation notice
+            with _logger_level("ultralytics", logging.WARNING):
+                exported = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=False,
+                                             verbose=False, **precision))
             final = target or folder / exported.name
             shutil.move(str(exported), partial_path(final))
             os.replace(partial_path(final), final)

@@ -184,9 +184,11 @@ def test_onnx_detector_matches_ultralytics_on_the_same_export(person_finder: Pat
                                                      verbose=False)[0].boxes, image.shape)
 
 
-def test_any_size_detector_export_matches_ultralytics_own_predictor(tmp_path: Path) -> None:
+def test_any_size_detector_export_matches_ultralytics_own_predictor(tmp_path: Path,
+                                                                     capfd: pytest.CaptureFixture) -> None:
     """The auto backend's detector export takes any input size; each image is scaled to the
-    asked size on its long side and padded to the stride only, as Ultralytics' predictor does."""
+    asked size on its long side and padded to the stride only, as Ultralytics' predictor does.
+    The export writes nothing to stdout, which belongs to a library caller's own output."""
     from ultralytics import YOLO
 
     from greitpose.detect import OnnxYoloDetector, rect_size
@@ -194,6 +196,7 @@ def test_any_size_detector_export_matches_ultralytics_own_predictor(tmp_path: Pa
 
     model = shared_model("yolo11n-pose.pt")
     dynamic = export_detector(model, target=tmp_path / "any-size.onnx", dynamic=True)
+    assert capfd.readouterr().out == ""
     theirs = YOLO(str(model))
     for size in (640, 416):
         ours = OnnxYoloDetector(dynamic, conf=0.25, iou=0.7, max_people=50, size=size)
