@@ -41,8 +41,8 @@ def _load_peer(peer: Path) -> Any:
 
     try:
         model = YOLO(str(peer))
-    except Exception as exc:  # Ultralytics raises many kinds for a file it cannot use
-        raise GreitposeError(f"cannot load peer model {peer}: {exc}") from exc
+    except Exception as err:  # Ultralytics raises many kinds for a file it cannot use
+        raise GreitposeError(f"cannot load peer model {peer}: {str(err).splitlines()[0]}") from None
     if model.task != "pose":
         raise GreitposeError(f"peer {peer} is a {model.task} model; the peer is a YOLO pose model")
     return model
