@@ -76,6 +76,7 @@ def info(
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PRESET_HELP = "; ".join(f"{p.name} ({p.summary})" for p in presets.PRESETS.values())
 DetSize = Annotated[int, typer.Option(help=helps("det_size", "Detector input size in px; smaller is faster and finds fewer small people"))]
+DecodeOpt = Annotated[str, typer.Option(help="Heatmap decoding: quarter (the paper's quarter offset) or dark (DARK: a Taylor step on the smoothed log heatmap; val.json AP +0.007, docs/benchmarks.md).")]
 BackendOpt = Annotated[str, typer.Option(help="auto (CPU: ONNX Runtime on an export cached once per checkpoint; GPU: PyTorch), torch or onnx (an .onnx file).")]
 
 
@@ -99,6 +100,7 @@ def infer(
     device: Device = "auto",
     half: Annotated[Optional[bool], typer.Option("--half/--no-half", help="fp16 (default: on for CUDA).")] = None,
     flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Flip-test averaging (default: the preset's).")] = None,
+    decode: DecodeOpt = "quarter",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders.")] = False,
     track: Annotated[bool, typer.Option(help="Person IDs across video frames (ByteTrack).")] = False,
     smooth: Annotated[bool, typer.Option(help="One-Euro smoothing of keypoints per track (implies --track).")] = False,
@@ -132,13 +134,15 @@ def infer(
         presets.get(preset, False)  # an unknown name is refused before the source is opened
     src = open_source(source, recursive)
     chosen = presets.resolve(preset, src.is_video, detector != "none", size, flip, det_size, det_every)
-    check_settings(detector, det_conf, det_iou, max_people, track or smooth, chosen["det_every"], chosen["det_size"])
+    check_settings(detector, det_conf, det_iou, max_people, track or smooth, chosen["det_every"], chosen["det_size"],
+                   decode)
     check_outputs(src, out, json_out)
     if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
         raise GreitposeError("--coco-dataset labels images: give an image source and --json RESULTS.jsonl "
                              "(the per-image results it is made from)")
     settings = dict(model=model, weights=weights, detector=detector, backend=backend, device=device, half=half,
-                    det_conf=det_conf, det_iou=det_iou, max_people=max_people, track=track, smooth=smooth, **chosen)
+                    det_conf=det_conf, det_iou=det_iou, max_people=max_people, track=track, smooth=smooth, decode=decode,
+                    **chosen)
     if ray is not None:
         summary, keypoints = _infer_on_ray(src, settings, out, json_out, show, ray, workers, batch_frames)
     else:
@@ -230,6 +234,7 @@ def evaluate(
     backend: BackendOpt = "auto",
     device: Device = "auto",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip-test averaging.")] = True,
+    decode: DecodeOpt = "quarter",
     limit: Annotated[Optional[int], typer.Option(help=helps("limit", "Evaluate the first N images (COCO) or people (MPII)"))] = None,
     flip_pairs: Annotated[Optional[str], typer.Option(help="Left/right pairs 'a,b;c,d' for own datasets.")] = None,
     sigmas: Annotated[Optional[str], typer.Option(help="Comma-separated OKS sigmas for own datasets.")] = None,
@@ -245,10 +250,12 @@ def evaluate(
     from greitpose.estimator import pose_weights
     from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii, evaluate_peer_coco
     from greitpose.models import parse_input_size
+    from greitpose.pose import check_decoder
 
     if dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
     limits.check(limit=limit, threshold=threshold, det_size=det_size)
+    check_decoder(decode)
     set_offline(offline)
     if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
         raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
@@ -273,7 +280,8 @@ def evaluate(
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":
-        result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console)
+        result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console,
+                               decode)
         out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", {"value": result.metrics}, 2))
     else:
         from greitpose.detect import load_detector
@@ -283,7 +291,7 @@ def evaluate(
             load_detector(detector, device=device, backend=backend, size=det_size) if detector else None,
             flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
             sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
-        result = evaluate_coco(pose, options, flip, save_predictions, console)
+        result = evaluate_coco(pose, options, flip, save_predictions, console, decode)
         columns = {path.name: result.metrics}
         if peer is not None:
             theirs = evaluate_peer_coco(peer, options, det_size, console)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 Array = np.ndarray
@@ -91,17 +92,32 @@ def flip_heatmaps(heatmaps: Array, flip_index: Sequence[int], shift: bool = True
     return np.concatenate([out[..., :1], out[..., :-1]], axis=-1) if shift else out
 
 
-def decode_heatmaps(heatmaps: Array) -> tuple[Array, Array]:
-    """Argmax + quarter offset: (N, K, H, W) -> coordinates (N, K, 2) in heatmap px, scores (N, K).
+#: Heatmap decoders: the paper's quarter offset (the default) and DARK (opt-in, DESIGN.md 3).
+DECODERS = ("quarter", "dark")
 
-    Each coordinate moves 0.25 px toward the larger of its two neighbours, per axis.
-    """
-    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+
+def _argmax(heatmaps: Array) -> tuple[Array, Array, Array]:
+    """Per-channel maximum of (N, K, H, W): x (N, K), y (N, K), score (N, K)."""
     n, k, h, w = heatmaps.shape
     flat = heatmaps.reshape(n, k, h * w)
     idx = flat.argmax(axis=2)
     scores = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
-    px, py = idx % w, idx // w
+    return idx % w, idx // w, scores
+
+
+def decode_heatmaps(heatmaps: Array, method: str = "quarter") -> tuple[Array, Array]:
+    """(N, K, H, W) heatmaps -> coordinates (N, K, 2) in heatmap px and scores (N, K) (the maxima).
+
+    `quarter`: argmax, then each coordinate moves 0.25 px toward the larger of its two
+    neighbours, per axis. `dark`: argmax refined by `dark_offsets`.
+    """
+    if method not in DECODERS:
+        raise ValueError(f"unknown heatmap decoder '{method}' ({', '.join(DECODERS)})")
+    heatmaps = np.asarray(heatmaps, dtype=np.float32)
+    n, k, h, w = heatmaps.shape
+    px, py, scores = _argmax(heatmaps)
+    if method == "dark":
+        return np.stack([px, py], axis=2) + dark_offsets(heatmaps, px, py), scores
     ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
 
     def towards(lo: Array, hi: Array, inner: Array) -> Array:
@@ -115,6 +131,40 @@ def decode_heatmaps(heatmaps: Array) -> tuple[Array, Array]:
                  heatmaps[ni, ki, np.clip(py + 1, 0, h - 1), px], inner_y)
     coords = np.stack([px + dx, py + dy], axis=2).astype(np.float64)
     return coords, scores
+
+
+def dark_offsets(heatmaps: Array, px: Array, py: Array, kernel: int = 11) -> Array:
+    """Sub-pixel offsets (N, K, 2) of each maximum by DARK (Zhang et al., CVPR 2020).
+
+    The heatmap is smoothed with a Gaussian (kernel 11: sigma 2, the training targets' own),
+    rescaled to its old maximum and taken in log, where a Gaussian peak is a quadratic; one
+    Newton step from the integer maximum, -Hessian^-1 x gradient, lands on the peak. Where the
+    Hessian is singular (a flat map), or the maximum lies within two pixels of the border (the
+    differences would reach past it), the offset is 0.
+    """
+    n, k, h, w = heatmaps.shape
+    maps = heatmaps.reshape(n * k, h, w)
+    peak = maps.max(axis=(1, 2))
+    smooth = np.stack([cv2.GaussianBlur(m, (kernel, kernel), 0) for m in maps]) if len(maps) else maps
+    smooth *= (peak / np.maximum(smooth.max(axis=(1, 2)), 1e-10))[:, None, None]
+    log = np.log(np.maximum(smooth, 1e-10))
+    x, y = px.reshape(-1), py.reshape(-1)
+    inner = (x > 1) & (x < w - 2) & (y > 1) & (y < h - 2)
+    i, x, y = np.arange(n * k), np.clip(x, 2, w - 3), np.clip(y, 2, h - 3)
+
+    def at(dx: int, dy: int) -> Array:
+        return log[i, y + dy, x + dx]
+
+    gx, gy = 0.5 * (at(1, 0) - at(-1, 0)), 0.5 * (at(0, 1) - at(0, -1))
+    hxx = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    hyy = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+    hxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+    det = hxx * hyy - hxy * hxy
+    solvable = inner & (np.abs(det) > 1e-12)
+    safe = np.where(solvable, det, 1.0)
+    ox = np.where(solvable, -(hyy * gx - hxy * gy) / safe, 0.0)
+    oy = np.where(solvable, -(hxx * gy - hxy * gx) / safe, 0.0)
+    return np.stack([ox, oy], axis=1).reshape(n, k, 2).astype(np.float64)
 
 
 def heatmap_to_image(coords: Array, center: Array, scale: Array, input_size: Sequence[int],

@@ -15,7 +15,7 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
 from greitpose.models import get_config
 from greitpose.overlap import prefetch
-from greitpose.pose import TopDown
+from greitpose.pose import TopDown, check_decoder
 from greitpose.results import Poses
 from greitpose.smoothing import TrackSmoother
 from greitpose.sources import Frame
@@ -43,10 +43,11 @@ def pose_weights(model: str | None, weights: str | os.PathLike[str] | None, inpu
 
 
 def check_settings(detector: object, det_conf: float, det_iou: float, max_people: int, track: bool,
-                   det_every: int = 1, det_size: int = DEFAULT_SIZE) -> None:
+                   det_every: int = 1, det_size: int = DEFAULT_SIZE, decode: str = "quarter") -> None:
     """The estimator's own settings, checked before anything loads."""
     limits.check(det_conf=det_conf, det_iou=det_iou, max_people=max_people, det_every=det_every,
                  det_size=det_size)
+    check_decoder(decode)
     if (track or det_every > 1) and detector in (None, "none"):
         raise GreitposeError("--track, --smooth and --det-every follow detected people: they need a "
                              "detector, not --detector none")
@@ -65,9 +66,9 @@ class PoseEstimator:
                  det_conf: float = 0.25, det_iou: float = 0.7, max_people: int = 100,
                  track: bool = False, smooth: bool = False,
                  input_size: tuple[int, int] = (256, 192), det_every: int = 1,
-                 det_size: int = DEFAULT_SIZE, threads: int | None = None) -> None:
+                 det_size: int = DEFAULT_SIZE, threads: int | None = None, decode: str = "quarter") -> None:
         given = {k: v for k, v in locals().items() if k != "self"}
-        check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every, det_size)
+        check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every, det_size, decode)
         backend_name = backend if isinstance(backend, str) else "auto"  # also picks the detector's runtime
         track = track or smooth
         # files first (missing ones are errors in a moment), then the models (exports take seconds)
@@ -85,7 +86,7 @@ class PoseEstimator:
         if isinstance(backend, str):
             backend = load_backend(path, backend, device, half, expect_model=expect, threads=threads)
         self.backend: Backend = backend
-        self.topdown = TopDown(backend, flip=flip)
+        self.topdown = TopDown(backend, flip=flip, decode=decode)
         self.follower = PoseGuidedTracker(self.detector, det_every) if det_every > 1 else None
         self.smoother = TrackSmoother() if smooth else None
         #: the arguments that rebuild this estimator in another process (None: built from objects)

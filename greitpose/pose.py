@@ -9,6 +9,7 @@ import numpy as np
 
 from greitpose import codec
 from greitpose.backends import Backend
+from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
 from greitpose.results import Detections, Poses
 
@@ -40,12 +41,21 @@ def instance_scores(box_scores: np.ndarray, keypoint_scores: np.ndarray,
     return box_scores * mean
 
 
+def check_decoder(decode: str) -> None:
+    """A heatmap decoder's name, checked before any model loads."""
+    if decode not in codec.DECODERS:
+        raise GreitposeError(f"unknown decoder '{decode}' ({' or '.join(codec.DECODERS)})")
+
+
 class TopDown:
-    """Crops people, runs the backend (with the flipped crops in the same batch), decodes."""
+    """Crops people, runs the backend (with the flipped crops in the same batch), decodes
+    (`decode`: the paper's quarter offset, or DARK)."""
 
     def __init__(self, backend: Backend, flip: bool = True, padding: float = 1.25,
-                 keypoints: KeypointSet | None = None, max_batch: int = 64) -> None:
+                 keypoints: KeypointSet | None = None, max_batch: int = 64, decode: str = "quarter") -> None:
+        check_decoder(decode)
         self.backend = backend
+        self.decode = decode
         self.max_batch = max_batch
         self.flip = flip
         self.padding = padding
@@ -89,7 +99,7 @@ class TopDown:
         all_crops = np.concatenate(crops) if crops else np.zeros((0, 3, h, w), np.float32)
         heatmaps = self.heatmaps(np.ascontiguousarray(all_crops))
         hm_h, hm_w = heatmaps.shape[-2:]
-        coords, kpt_scores = codec.decode_heatmaps(heatmaps)
+        coords, kpt_scores = codec.decode_heatmaps(heatmaps, self.decode)
         center_all = np.concatenate(centers) if centers else np.zeros((0, 2))
         scale_all = np.concatenate(scales) if scales else np.zeros((0, 2))
         keypoints = codec.heatmap_to_image(coords, center_all, scale_all, (w, h), (hm_w, hm_h))

@@ -40,6 +40,27 @@ def test_encode_then_decode_is_within_0_3_px(x: float, y: float) -> None:
     assert scores[0, 0] > 0.9
 
 
+@pytest.mark.parametrize("x, y", [(10.0, 20.0), (10.4, 20.6), (23.5, 7.25), (30.8, 50.1)])
+def test_dark_recovers_a_gaussian_peak_to_a_twentieth_of_a_pixel(x: float, y: float) -> None:
+    """DARK's Taylor step lands on the peak itself, where the quarter offset is up to 0.25 px off."""
+    hm, _ = codec.generate_heatmaps(np.array([[[x, y]]]), np.ones((1, 1)), (48, 64), sigma=2)
+    coords, scores = codec.decode_heatmaps(hm, "dark")
+    assert np.abs(coords[0, 0] - [x, y]).max() <= 0.05
+    assert scores[0, 0] == hm.max()
+
+
+def test_dark_leaves_border_maxima_and_flat_maps_at_the_argmax() -> None:
+    hm = np.zeros((1, 2, 16, 12), np.float32)
+    hm[0, 0, 1, 5], hm[0, 0, 1, 6] = 1.0, 0.8  # maximum one pixel from the top edge
+    coords, _ = codec.decode_heatmaps(hm, "dark")
+    assert np.allclose(coords[0], [[5.0, 1.0], [0.0, 0.0]])  # a flat map: index 0, no offset
+
+
+def test_unknown_decoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown heatmap decoder"):
+        codec.decode_heatmaps(np.zeros((1, 1, 4, 4), np.float32), "argmax")
+
+
 def test_invisible_or_far_away_keypoints_get_zero_weight() -> None:
     kpts = np.array([[[10.0, 10.0], [10.0, 10.0], [-20.0, 5.0]]])
     hm, w = codec.generate_heatmaps(kpts, np.array([[2, 0, 1]]), (48, 64))

@@ -54,13 +54,14 @@ def test_a_plain_wheel_carries_the_shipped_weights(tmp_path: Path) -> None:
     assert not [n for n in names if n.startswith("greitpose/_weights/yolo")]  # never third-party files
 
 
-@pytest.mark.parametrize("weights", [SHIPPED, SHIPPED_FAST], ids=lambda p: p.stem)
-def test_eval_coco_tiny_with_ground_truth_boxes_reaches_the_floor(weights: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("weights, decode", [(SHIPPED, "quarter"), (SHIPPED_FAST, "quarter"), (SHIPPED, "dark")],
+                         ids=lambda v: v.stem if isinstance(v, Path) else v)
+def test_eval_coco_tiny_with_ground_truth_boxes_reaches_the_floor(weights: Path, decode: str, tmp_path: Path) -> None:
     root = shared_path("coco-tiny")
     size = checkpoint.load(weights).config.input_size
     # the default weights are found by their input size, as a user names them
     result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--input-size", f"{size[0]}x{size[1]}",
-                     "--json", str(tmp_path / "m.json"))
+                     "--decode", decode, "--json", str(tmp_path / "m.json"))
     assert result.returncode == 0, result.stderr
     assert _metrics(tmp_path / "m.json")["AP"] >= COCO_TINY_GT_AP_FLOOR[weights]
 

@@ -74,7 +74,8 @@ def _coco_set(options: CocoOptions, num_keypoints: int) -> tuple[Path, CocoKeypo
 
 
 def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
-                  save_predictions: Path | None = None, console: Console | None = None) -> EvalResult:
+                  save_predictions: Path | None = None, console: Console | None = None,
+                  decode: str = "quarter") -> EvalResult:
     """COCO keypoint AP/AR of `backend` on a COCO-format set, by the SimpleBaseline/HRNet protocol."""
     console = console or Console(stderr=True)
     ann, dataset, image_ids = _coco_set(options, backend.config.num_keypoints)
@@ -87,7 +88,7 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
     else:
         source, box_label = coco.BoxSource("gt"), "ground-truth boxes"
     # a model without its own left/right pairs takes the dataset's for the flip test
-    topdown = TopDown(backend, flip=flip,
+    topdown = TopDown(backend, flip=flip, decode=decode,
                       keypoints=backend.keypoints if backend.keypoints.flip_pairs else dataset.keypoints)
     writer = JsonArray(save_predictions) if save_predictions else None
     predictions: list[dict[str, Any]] = []
@@ -131,7 +132,7 @@ def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
 def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = None,
                   images: Path | None = None, flip: bool = True, limit: int | None = None,
                   threshold: float = 0.5, save_predictions: Path | None = None,
-                  console: Console | None = None) -> EvalResult:
+                  console: Console | None = None, decode: str = "quarter") -> EvalResult:
     """MPII PCKh@threshold of `backend` on an MPII json set."""
     console = console or Console(stderr=True)
     if ann is None:
@@ -146,7 +147,7 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
     people = load_mpii(ann, image_dir)[: limit or None]
     if not people:
         raise GreitposeError(f"{ann} lists no people")
-    topdown = TopDown(backend, flip=flip)
+    topdown = TopDown(backend, flip=flip, decode=decode)
     with _progress(console, "MPII eval", len(people)) as advance:
         preds = mpii.predict(people, topdown, advance=advance)
     metrics = mpii.pckh(preds, people, threshold)
