@@ -64,6 +64,7 @@ RANGES: dict[str, Range] = {
     "log_every": Range(1),
     "shift": Range(0.0, 0.45),
     "occlusion": Range(0.0, 1.0),
+    "paste": Range(0.0, 1.0),
 }
 
 

@@ -209,3 +209,28 @@ def test_occlusion_covers_one_block_and_keeps_targets(tmp_path: Path) -> None:
                             augment=Augment(half_body_prob=0.0, occlusion=1.0))
     a, b = plain[0], hidden[0]
     assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()
+
+
+def test_pasted_distractor_keeps_targets_and_stays_inside_its_ellipse(tmp_path: Path) -> None:
+    from greitpose.train import distractors
+    from greitpose.train.data import Augment, TopDownDataset, coco_samples
+
+    mask = distractors.soft_ellipse(40, 30)
+    assert mask[20, 15] == 1.0 and mask[0, 0] == 0.0 and mask[-1, -1] == 0.0 and 0 <= mask.min() <= mask.max() <= 1
+    rng = np.random.default_rng(0)
+    person = np.full((3, 40, 30), 5.0, np.float32)
+    crop = np.zeros((3, 64, 48), np.float32)
+    distractors.paste(crop, person, np.zeros((40, 30), np.float32), rng)
+    assert not crop.any()  # nothing of what lay outside the person's photo is pasted
+    distractors.paste(crop, person, np.ones((40, 30), np.float32), rng)
+    ys, xs = np.nonzero(crop[0])
+    assert len(ys) and crop.max() <= 5.0
+    assert ys.max() - ys.min() < 40 and xs.max() - xs.min() < 30  # within the pasted box
+    assert abs(xs.mean() - 24) > 6  # beside the crop's centre (24), not on it
+    ann = make_dataset(tmp_path / "data", n=3)
+    samples, kset = coco_samples(ann, ann.parent, (128, 96))
+    plain = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
+    crowded = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
+                             augment=Augment(half_body_prob=0.0, paste=1.0))
+    a, b = plain[0], crowded[0]
+    assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()

@@ -47,6 +47,7 @@ class TrainConfig:
     half_body: bool = True  # COCO-like sets only
     shift: float = 0.0  # crop centre jitter, fraction of the crop
     occlusion: float = 0.0  # probability of a random occluding block
+    paste: float = 0.0  # probability of a distractor person pasted beside the crop's own
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
@@ -73,7 +74,8 @@ class TrainConfig:
             raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
-            "ema", "workers", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion")})
+            "ema", "workers", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion",
+            "paste")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:

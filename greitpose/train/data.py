@@ -1,4 +1,5 @@
-"""Training samples and their augmentation (rotation, scale, flip with pair swap, half-body),
+"""Training samples and their augmentation (rotation, scale, flip with pair swap, half-body,
+crop shift, occluding blocks, pasted distractor people),
 decoded in DataLoader workers. Every sample's randomness comes from (seed, epoch, index), so
 a run is reproducible whatever the number of workers and when resumed."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -17,6 +19,7 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import MPII, KeypointSet
 from greitpose.pose import crop_people
 from greitpose.sources import read_image
+from greitpose.train import distractors
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Augment:
     upper_body: tuple[int, ...] = tuple(range(11))  # COCO: face, shoulders, arms
     shift: float = 0.0  # crop centre moved by up to this fraction of the crop (detector-like boxes)
     occlusion: float = 0.0  # probability of a random grey-noise block over part of the crop
+    paste: float = 0.0  # probability of another training person pasted beside the crop's own
 
 
 def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
@@ -116,6 +120,24 @@ class TopDownDataset(Dataset):
         center, scale = codec.boxes_to_center_scale(np.array([[*lo, *hi]]), w / h, padding=1.5)
         return center[0], scale[0]
 
+    def _distractor(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Another sample's person, tightly cropped (its box without padding), at a random
+        size, mirrored half of the time, normalised like the crops; and where the cut-out lay
+        inside its photo (1) or past its edge (0)."""
+        other = self.samples[(index + 1 + int(rng.integers(len(self.samples) - 1))) % len(self.samples)
+                             if len(self.samples) > 1 else index]
+        image = read_image(other.image)
+        if image is None:
+            raise GreitposeError(f"cannot read training image {other.image}")
+        h, w = distractors.distractor_size(self.input_size, rng)
+        center, scale = other.center[None], other.scale[None] / 1.25
+        person = crop_people(image, center, scale, (h, w), self.mean, self.std)[0]
+        inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), codec.crop_affine(center, scale, (w, h))[0],
+                                (w, h), flags=cv2.INTER_LINEAR)
+        if rng.random() < 0.5:
+            person, inside = person[..., ::-1], inside[:, ::-1]
+        return person, inside
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.samples[index]
         image = read_image(s.image)
@@ -144,6 +166,8 @@ class TopDownDataset(Dataset):
         h, w = self.input_size
         crop = crop_people(np.ascontiguousarray(image), center[None], scale[None], (h, w), self.mean,
                            self.std, rotation)[0]
+        if aug is not None and aug.paste and rng.random() < aug.paste:
+            distractors.paste(crop, *self._distractor(index, rng), rng)
         if aug is not None and aug.occlusion and rng.random() < aug.occlusion:
             occlude(crop, rng)
         hm = codec.image_to_heatmap(joints[None], center[None], scale[None], (w, h), (w // 4, h // 4), rotation)

@@ -140,7 +140,7 @@ class Trainer:
         if config.augment:
             half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
             augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
-                              occlusion=config.occlusion)
+                              occlusion=config.occlusion, paste=config.paste)
         self.data = TopDownDataset(samples, keypoints, size, self.model.mean, self.model.std, config.sigma,
                                    augment, config.seed)
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
