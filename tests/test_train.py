@@ -194,26 +194,32 @@ def test_source_weights_steer_sampling(tmp_path: Path) -> None:
         sample_weights(samples, {"c": 2.0})
 
 
+def _assert_same_targets_other_crop(tmp_path: Path, **augment: float) -> None:
+    """The same sample with and without the given augmentation: other pixels, the same targets."""
+    from greitpose.train.data import Augment, TopDownDataset, coco_samples
+
+    ann = make_dataset(tmp_path / "data", n=3)
+    samples, kset = coco_samples(ann, ann.parent, (128, 96))
+    plain = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
+    changed = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
+                             augment=Augment(half_body_prob=0.0, **augment))
+    a, b = plain[0], changed[0]
+    assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()
+
+
 def test_occlusion_covers_one_block_and_keeps_targets(tmp_path: Path) -> None:
-    from greitpose.train.data import Augment, TopDownDataset, coco_samples, occlude
+    from greitpose.train.data import occlude
 
     crop = np.zeros((3, 64, 48), np.float32)
     occlude(crop, np.random.default_rng(0))
     ys, xs = np.nonzero(np.abs(crop).sum(0))
     covered = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
     assert 0.015 * 64 * 48 <= covered <= 0.25 * 64 * 48 and covered == len(ys)  # one solid block
-    ann = make_dataset(tmp_path / "data", n=2)
-    samples, kset = coco_samples(ann, ann.parent, (128, 96))
-    plain = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
-    hidden = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
-                            augment=Augment(half_body_prob=0.0, occlusion=1.0))
-    a, b = plain[0], hidden[0]
-    assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()
+    _assert_same_targets_other_crop(tmp_path, occlusion=1.0)
 
 
 def test_pasted_distractor_keeps_targets_and_stays_inside_its_ellipse(tmp_path: Path) -> None:
     from greitpose.train import distractors
-    from greitpose.train.data import Augment, TopDownDataset, coco_samples
 
     mask = distractors.soft_ellipse(40, 30)
     assert mask[20, 15] == 1.0 and mask[0, 0] == 0.0 and mask[-1, -1] == 0.0 and 0 <= mask.min() <= mask.max() <= 1
@@ -227,10 +233,4 @@ def test_pasted_distractor_keeps_targets_and_stays_inside_its_ellipse(tmp_path: 
     assert len(ys) and crop.max() <= 5.0
     assert ys.max() - ys.min() < 40 and xs.max() - xs.min() < 30  # within the pasted box
     assert abs(xs.mean() - 24) > 6  # beside the crop's centre (24), not on it
-    ann = make_dataset(tmp_path / "data", n=3)
-    samples, kset = coco_samples(ann, ann.parent, (128, 96))
-    plain = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1), augment=Augment(half_body_prob=0.0))
-    crowded = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
-                             augment=Augment(half_body_prob=0.0, paste=1.0))
-    a, b = plain[0], crowded[0]
-    assert (a[1] == b[1]).all() and (a[2] == b[2]).all() and not (a[0] == b[0]).all()
+    _assert_same_targets_other_crop(tmp_path, paste=1.0)
