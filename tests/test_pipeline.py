@@ -64,6 +64,7 @@ def test_eval_coco_tiny_with_ground_truth_boxes_reaches_the_floor(weights: Path,
                      "--decode", decode, "--json", str(tmp_path / "m.json"))
     assert result.returncode == 0, result.stderr
     assert _metrics(tmp_path / "m.json")["AP"] >= COCO_TINY_GT_AP_FLOOR[weights]
+    assert json.loads((tmp_path / "m.json").read_text())["decode"] == decode  # the record says how it was scored
 
 
 def test_eval_with_a_pose_model_as_the_person_detector(tmp_path: Path) -> None:

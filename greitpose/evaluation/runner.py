@@ -107,7 +107,8 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
         if writer:
             writer.discard()
     return EvalResult("coco", metrics, len(image_ids),
-                      {"boxes": box_label, "annotations": str(ann), "predictions": len(predictions)})
+                      {"boxes": box_label, "annotations": str(ann), "predictions": len(predictions),
+                       "flip": flip, "decode": decode})
 
 
 def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
@@ -156,4 +157,4 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
         write_json(save_predictions, [{"image": p.image.name, "joints": (k + 1).round(2).tolist()}
                                       for p, k in zip(people, preds)])
     return EvalResult("mpii", metrics, len(people), {"threshold": threshold, "skipped_no_head_size": skipped,
-                                                     "annotations": str(ann)})
+                                                     "annotations": str(ann), "flip": flip, "decode": decode})
