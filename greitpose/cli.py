@@ -510,7 +510,8 @@ def train(
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,
     clip_grad: Annotated[Optional[float], _opt("Max gradient norm (0: off).")] = None,
     ema: Annotated[Optional[float], _opt("EMA decay, e.g. 0.9998 (0: off).")] = None,
-    workers: Annotated[Optional[int], _opt("DataLoader workers (default 4).")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers per training process (default 4).")] = None,
+    procs: Annotated[Optional[int], _opt("Data-parallel training processes on this machine, each with --batch-size (default 1; on a CPU, one per core is fastest).")] = None,
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.")] = None,
     seed: Annotated[Optional[int], _opt("Random seed.")] = None,
     val_every: Annotated[Optional[int], _opt("Validate every N epochs.")] = None,
@@ -520,15 +521,15 @@ def train(
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run folder (default runs/train).")] = None,
     resume: Annotated[Optional[str], _opt("Resume from a state file (state.pt or state-stepN.pt).")] = None,
 ) -> None:
-    """Train a pose model by the paper's recipe; runs under torchrun for several GPUs/processes."""
+    """Train a pose model by the paper's recipe; --procs N (or torchrun) for several processes."""
     flags = {k: v for k, v in locals().items() if k not in ("config", "out_dir")}
     flags["out"] = out_dir
+    from greitpose.train import distributed, launch
     from greitpose.train.config import resolve
-    from greitpose.train.loop import Trainer
 
-    settings = resolve(config, flags)
-    run_dir = Trainer(settings, console).run()
-    console.print(f"done: {run_dir / 'last.pt'}", highlight=False)
+    run_dir = launch.train(resolve(config, flags), console)
+    if distributed.is_main_process():
+        console.print(f"done: {run_dir / 'last.pt'}", highlight=False)
 
 
 class Interrupted(BaseException):

@@ -15,8 +15,11 @@ import numpy as np
 
 Array = np.ndarray
 
+#: a person's box is enlarged by this factor before cropping, so the crop holds the whole body
+BOX_PADDING = 1.25
 
-def boxes_to_center_scale(boxes: Array, aspect_ratio: float, padding: float = 1.25) -> tuple[Array, Array]:
+
+def boxes_to_center_scale(boxes: Array, aspect_ratio: float, padding: float = BOX_PADDING) -> tuple[Array, Array]:
     """Box (N, 4) xyxy -> center (N, 2), scale (N, 2) widened to `aspect_ratio` (w/h), padded."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     center = (boxes[:, :2] + boxes[:, 2:]) / 2

@@ -58,6 +58,7 @@ RANGES: dict[str, Range] = {
     "clip_grad": Range(0.0),
     "ema": Range(0.0, 0.999999),
     "workers": Range(0),
+    "procs": Range(1, 256),
     "val_every": Range(1),
     "save_every_steps": Range(0),
     "max_steps": Range(0),

@@ -22,7 +22,13 @@ def crop_people(image_bgr: np.ndarray, center: np.ndarray, scale: np.ndarray,
                 rotation: np.ndarray | float = 0.0) -> np.ndarray:
     """Warp each person to an (N, 3, H, W) float32 batch of normalised RGB crops."""
     h, w = input_size
-    matrices = codec.crop_affine(center, scale, (w, h), rotation)
+    return warp_crops(image_bgr, codec.crop_affine(center, scale, (w, h), rotation), input_size, mean, std)
+
+
+def warp_crops(image_bgr: np.ndarray, matrices: np.ndarray, input_size: tuple[int, int],
+               mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """`crop_people` for crop affines (N, 2, 3) already worked out."""
+    h, w = input_size
     batch = np.empty((len(matrices), 3, h, w), np.float32)
     mean_a = np.asarray(mean, np.float32)[:, None, None]
     inv_std = 1.0 / np.asarray(std, np.float32)[:, None, None]
@@ -51,7 +57,7 @@ class TopDown:
     """Crops people, runs the backend (with the flipped crops in the same batch), decodes
     (`decode`: the paper's quarter offset, or DARK)."""
 
-    def __init__(self, backend: Backend, flip: bool = True, padding: float = 1.25,
+    def __init__(self, backend: Backend, flip: bool = True, padding: float = codec.BOX_PADDING,
                  keypoints: KeypointSet | None = None, max_batch: int = 64, decode: str = "quarter") -> None:
         check_decoder(decode)
         self.backend = backend

@@ -89,18 +89,33 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert part[4] == pytest.approx(full[4], rel=1e-6, abs=1e-9)
 
 
+def _end_record(run: Path) -> dict:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+
+
 @pytest.mark.slow
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path: Path) -> None:
+def test_two_process_runs_keep_ranks_identical_under_torchrun_and_procs(tmp_path: Path) -> None:
     ann = make_dataset(tmp_path / "data", n=8)
+    args = ["train", "--train-ann", str(ann), "--input-size", "64x64", "--batch-size", "2", "--max-steps", "3",
+            "--workers", "1", "--device", "cpu", "--log-every", "1"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "greitpose", "train", "--train-ann", str(ann), "--input-size", "64x64", "--batch-size", "2",
-           "--max-steps", "3", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ddp"), "--log-every", "1"]
+           "-m", "greitpose", *args, "--out", str(tmp_path / "ddp")]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    end = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert (result.stdout + result.stderr).count("done:") == 1  # rank 0 speaks for the run
+    end = _end_record(tmp_path / "ddp")
     a, b = end["rank_fingerprints"]
     assert end["step"] == 3 and a == b
+    # --procs starts the same two ranks itself: the same run, to the last bit
+    result = run_cli(*args, "--procs", "2", "--out", str(tmp_path / "procs"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _end_record(tmp_path / "procs")["rank_fingerprints"] == end["rank_fingerprints"]
+    # a user error inside the ranks reaches the terminal as one line
+    (tmp_path / "data" / "2.png").unlink()
+    result = run_cli(*args, "--procs", "2", "--out", str(tmp_path / "broken"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: image 2.png (id 2) listed in ann.json is missing from {tmp_path / 'data'}"]
 
 
 def test_config_file_is_recorded_and_flags_override(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ class TrainConfig:
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
     clip_grad: float = 0.0  # max gradient norm; 0: off
     ema: float = 0.0  # EMA decay (e.g. 0.9998); 0: off
-    workers: int = 4
+    workers: int = 4  # loader processes per training process
+    procs: int = 1  # data-parallel training processes on this machine (docs/benchmarks.md)
     device: str = "auto"
     seed: int = 0
     val_every: int = 10  # epochs
@@ -74,7 +75,7 @@ class TrainConfig:
             raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
-            "ema", "workers", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion",
+            "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion",
             "paste")})
         parse_source_weights(self.source_weights)
 

@@ -17,7 +17,7 @@ from greitpose import codec
 from greitpose.datasets import load_coco, load_mpii, mpii_box
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import MPII, KeypointSet
-from greitpose.pose import crop_people
+from greitpose.pose import crop_people, warp_crops
 from greitpose.sources import read_image
 from greitpose.train import distractors
 
@@ -130,10 +130,9 @@ class TopDownDataset(Dataset):
         if image is None:
             raise GreitposeError(f"cannot read training image {other.image}")
         h, w = distractors.distractor_size(self.input_size, rng)
-        center, scale = other.center[None], other.scale[None] / 1.25
-        person = crop_people(image, center, scale, (h, w), self.mean, self.std)[0]
-        inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), codec.crop_affine(center, scale, (w, h))[0],
-                                (w, h), flags=cv2.INTER_LINEAR)
+        matrix = codec.crop_affine(other.center[None], other.scale[None] / codec.BOX_PADDING, (w, h))
+        person = warp_crops(image, matrix, (h, w), self.mean, self.std)[0]
+        inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), matrix[0], (w, h), flags=cv2.INTER_LINEAR)
         if rng.random() < 0.5:
             person, inside = person[..., ::-1], inside[:, ::-1]
         return person, inside

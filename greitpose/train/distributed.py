@@ -24,6 +24,21 @@ class World:
         return self.size > 1
 
 
+def launched() -> bool:
+    """Whether this process is one rank of several (torchrun or `train --procs`)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def set_env(rank: int, size: int, port: int) -> None:
+    """The environment torchrun gives a rank on this machine, for `setup` to join by."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
 def setup(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment (if any)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -39,6 +54,7 @@ def setup(device: torch.device) -> World:
 
 def teardown(world: World) -> None:
     if world.distributed and dist.is_initialized():
+        dist.barrier()  # no rank tears down gloo while another still talks to it
         dist.destroy_process_group()
 
 
