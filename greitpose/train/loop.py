@@ -222,7 +222,13 @@ class Trainer:
         options = CocoOptions(images=Path(self.cfg.val_images) if self.cfg.val_images else None,
                               ann=Path(self.cfg.val_ann),
                               boxes=Path(self.cfg.val_boxes) if self.cfg.val_boxes else None)
-        return evaluate_coco(backend, options, console=self.console).metrics
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":  # the other ranks wait meanwhile: rank 0 may use their cores
+            torch.set_num_threads(threads * self.world.size)
+        try:
+            return evaluate_coco(backend, options, console=self.console).metrics
+        finally:
+            torch.set_num_threads(threads)
 
     # --- the loop ----------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
