@@ -40,11 +40,11 @@ def set_env(rank: int, size: int, port: int) -> None:
 
 
 def setup(device: torch.device) -> World:
-    """Join the process group torchrun describes in the environment (if any)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
+    """Join the process group torchrun (or `train --procs`) describes in the environment (if any)."""
+    if not launched():
         return World()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    size, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         torch.cuda.set_device(local)
     if not dist.is_initialized():
