@@ -10,6 +10,7 @@ import torch
 from greitpose.errors import GreitposeError
 from greitpose.models import build_model, get_config, model_names
 from greitpose.models.complexity import measure
+from greitpose.models.layers import DilatedDepthwiseConv
 
 from conftest import run_cli
 
@@ -164,3 +165,28 @@ def test_channels_last_gives_the_same_outputs_and_gradients() -> None:
     assert torch.allclose(y, y_cl, rtol=0, atol=1e-12)
     top = max(float(g.abs().max()) for g in grads)
     assert max(float((a - b).abs().max()) for a, b in zip(grads, grads_cl)) <= 1e-10 * top
+
+
+@pytest.mark.parametrize("size", [(12, 9), (13, 10), (7, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_subgrid_dilated_convolution_equals_the_plain_one(size: tuple[int, int], channels_last: bool) -> None:
+    """The space-to-batch formulation must give nn.Conv2d's outputs and gradients (float64), on
+    sizes that are and are not multiples of the dilation, in either memory layout."""
+    torch.manual_seed(0)
+    fast = DilatedDepthwiseConv(4, 7, dilation=3).double()
+    plain = torch.nn.Conv2d(4, 4, 7, padding=9, dilation=3, groups=4).double()
+    plain.load_state_dict(fast.state_dict())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 4, *size, dtype=torch.float64).contiguous(memory_format=fmt)
+    outs, grads = [], []
+    for conv in (fast, plain):
+        inp = x.clone().requires_grad_(True)
+        y = conv(inp)
+        (y * torch.arange(y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+        outs.append(y)
+        grads.append([inp.grad, conv.weight.grad, conv.bias.grad])
+    assert outs[0].shape == outs[1].shape == x.shape
+    assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-12)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-9)
+    assert outs[0].is_contiguous(memory_format=fmt)

@@ -62,6 +62,51 @@ def shuffle_cat(a: torch.Tensor, b: torch.Tensor, like: torch.Tensor | None = No
     return joined.view(a.shape[0], 2 * a.shape[1], a.shape[2], a.shape[3])
 
 
+def subgrid_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                           dilation: int) -> torch.Tensor:
+    """A stride-1, same-size depth-wise convolution with `dilation`, computed as the undilated
+    kernel over the dilation x dilation interleaved sub-grids of x (space-to-batch).
+
+    Output pixel (a*d + r, b*d + s) only ever sees inputs of sub-grid (r, s), one sub-grid pixel
+    apart; the zeros that pad the input to a multiple of d are the convolution's own zero
+    padding. So the result is the dilated convolution's, while the work goes to PyTorch's
+    undilated depth-wise kernels, several times faster than its dilated ones on CPUs without
+    AVX-512, backward above all (docs/benchmarks.md). Keeps x's memory layout.
+    """
+    n, c, h, w = x.shape
+    d, k = dilation, weight.shape[-1]
+    layout = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    hp, wp = -(-h // d) * d, -(-w // d) * d
+    if (hp, wp) != (h, w):
+        x = F.pad(x, (0, wp - w, 0, hp - h))
+    gh, gw = hp // d, wp // d
+    if layout == torch.channels_last:
+        grids = (x.permute(0, 2, 3, 1).reshape(n, gh, d, gw, d, c).permute(0, 2, 4, 1, 3, 5)
+                 .reshape(n * d * d, gh, gw, c).permute(0, 3, 1, 2))
+        y = F.conv2d(grids, weight, bias, padding=k // 2, groups=c)
+        y = (y.permute(0, 2, 3, 1).reshape(n, d, d, gh, gw, c).permute(0, 3, 1, 4, 2, 5)
+             .reshape(n, hp, wp, c).permute(0, 3, 1, 2))
+    else:
+        grids = x.reshape(n, c, gh, d, gw, d).permute(0, 3, 5, 1, 2, 4).reshape(n * d * d, c, gh, gw)
+        y = F.conv2d(grids, weight, bias, padding=k // 2, groups=c)
+        y = y.reshape(n, d, d, c, gh, gw).permute(0, 3, 4, 1, 5, 2).reshape(n, c, hp, wp)
+    return y[:, :, :h, :w].contiguous(memory_format=layout) if (hp, wp) != (h, w) else y
+
+
+class DilatedDepthwiseConv(nn.Conv2d):
+    """nn.Conv2d (same weights, same state dict) for a dilated depth-wise convolution that runs
+    as `subgrid_depthwise_conv`; an ONNX export keeps the one dilated Conv node."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int) -> None:
+        super().__init__(channels, channels, kernel, padding=dilation * (kernel // 2),
+                         dilation=dilation, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return super().forward(x)
+        return subgrid_depthwise_conv(x, self.weight, self.bias, self.dilation[0])
+
+
 def pool_factor(index: int, count: int) -> int:
     """Resolution ratio of branch `index` to the last (smallest) of `count` consecutive branches."""
     return 2 ** (count - 1 - index)
@@ -73,7 +118,7 @@ class LKA(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.dw = nn.Conv2d(channels, channels, 5, padding=2, groups=channels)
-        self.dw_dilated = nn.Conv2d(channels, channels, 7, padding=9, dilation=3, groups=channels)
+        self.dw_dilated = DilatedDepthwiseConv(channels, 7, dilation=3)
         self.pw = nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
