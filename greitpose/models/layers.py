@@ -77,20 +77,18 @@ def subgrid_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     d, k = dilation, weight.shape[-1]
     layout = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
     hp, wp = -(-h // d) * d, -(-w // d) * d
+    gh, gw = hp // d, wp // d
+    # in (B, H, W, C) order, whatever the layout: the sub-grids come out channels_last, where
+    # PyTorch's depth-wise kernels are fastest
     if (hp, wp) != (h, w):
         x = F.pad(x, (0, wp - w, 0, hp - h))
-    gh, gw = hp // d, wp // d
-    if layout == torch.channels_last:
-        grids = (x.permute(0, 2, 3, 1).reshape(n, gh, d, gw, d, c).permute(0, 2, 4, 1, 3, 5)
-                 .reshape(n * d * d, gh, gw, c).permute(0, 3, 1, 2))
-        y = F.conv2d(grids, weight, bias, padding=k // 2, groups=c)
-        y = (y.permute(0, 2, 3, 1).reshape(n, d, d, gh, gw, c).permute(0, 3, 1, 4, 2, 5)
-             .reshape(n, hp, wp, c).permute(0, 3, 1, 2))
-    else:
-        grids = x.reshape(n, c, gh, d, gw, d).permute(0, 3, 5, 1, 2, 4).reshape(n * d * d, c, gh, gw)
-        y = F.conv2d(grids, weight, bias, padding=k // 2, groups=c)
-        y = y.reshape(n, d, d, c, gh, gw).permute(0, 3, 4, 1, 5, 2).reshape(n, c, hp, wp)
-    return y[:, :, :h, :w].contiguous(memory_format=layout) if (hp, wp) != (h, w) else y
+    nhwc = x.permute(0, 2, 3, 1)
+    grids = (nhwc.reshape(n, gh, d, gw, d, c).permute(0, 2, 4, 1, 3, 5)
+             .reshape(n * d * d, gh, gw, c).permute(0, 3, 1, 2))
+    y = F.conv2d(grids, weight, bias, padding=k // 2, groups=c)
+    y = (y.permute(0, 2, 3, 1).reshape(n, d, d, gh, gw, c).permute(0, 3, 1, 4, 2, 5)
+         .reshape(n, hp, wp, c).permute(0, 3, 1, 2))
+    return y[:, :, :h, :w].contiguous(memory_format=layout)
 
 
 class DilatedDepthwiseConv(nn.Conv2d):
