@@ -510,7 +510,7 @@ def train(
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,
     clip_grad: Annotated[Optional[float], _opt("Max gradient norm (0: off).")] = None,
     ema: Annotated[Optional[float], _opt("EMA decay, e.g. 0.9998 (0: off).")] = None,
-    workers: Annotated[Optional[int], _opt("DataLoader workers per training process (default 4).")] = None,
+    workers: Annotated[Optional[int], _opt("DataLoader workers per training process (default: the cores shared among the training processes, at most 8).")] = None,
     procs: Annotated[Optional[int], _opt("Data-parallel training processes on this machine, each with --batch-size (default 1; on a CPU, one per core is fastest).")] = None,
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.")] = None,
     seed: Annotated[Optional[int], _opt("Random seed.")] = None,

@@ -112,6 +112,20 @@ def test_library_raises_the_same_errors() -> None:
         run("anything.jpg", None, batch_frames=0)  # type: ignore[arg-type]
 
 
+def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from greitpose.backends import resolve_device
+
+    with pytest.raises(GreitposeError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(GreitposeError, match=r"'cuda:2' asked for, but this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+
+
 def test_eval_rejects_broken_detections_and_truncated_weights(tmp_path: Path, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")
     boxes = tmp_path / "boxes.json"

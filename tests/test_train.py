@@ -16,7 +16,8 @@ import yaml
 from greitpose import checkpoint, codec
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import COCO
-from greitpose.train.config import resolve
+from greitpose.train import distributed
+from greitpose.train.config import TrainConfig, resolve
 from greitpose.train.loop import Trainer
 
 from conftest import REPO, run_cli
@@ -131,6 +132,30 @@ def test_config_file_is_recorded_and_flags_override(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('learning_rate = 0.1\n')
     result = run_cli("train", "--config", str(tmp_path / "bad.toml"))
     assert result.returncode != 0 and "unknown settings learning_rate" in result.stderr
+
+
+def test_default_loader_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(2)))
+    assert [TrainConfig(procs=p).workers for p in (1, 2, 4)] == [2, 1, 1]
+    assert TrainConfig(procs=2, workers=0).workers == 0  # a given value stands
+    assert resolve(None, {"train_ann": "a.json", "workers": None, "procs": 2}).workers == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert TrainConfig().workers == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")  # torchrun's ranks on this machine
+    assert TrainConfig().workers == 4
+
+
+def test_more_training_processes_than_gpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda _i: pytest.fail("picked a GPU that is not there"))
+    for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    with pytest.raises(GreitposeError, match=r"^2 training processes on this machine, but it has 1 GPU: .*--procs 1"):
+        distributed.setup(torch.device("cuda"))
 
 
 def test_broken_data_is_named_before_training(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -53,7 +54,7 @@ class TrainConfig:
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
     clip_grad: float = 0.0  # max gradient norm; 0: off
     ema: float = 0.0  # EMA decay (e.g. 0.9998); 0: off
-    workers: int = 4  # loader processes per training process
+    workers: int | None = None  # loader processes per training process; None: auto_workers(procs)
     procs: int = 1  # data-parallel training processes on this machine (docs/benchmarks.md)
     device: str = "auto"
     seed: int = 0
@@ -63,6 +64,10 @@ class TrainConfig:
     log_every: int = 20  # steps
     out: str = "runs/train"
     resume: str = ""
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            self.workers = auto_workers(self.procs)
 
     def validate(self) -> None:
         if self.dataset not in ("coco", "mpii"):
@@ -81,6 +86,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def auto_workers(procs: int) -> int:
+    """Loader processes per training process: this machine's cores shared among the training
+    processes on it (`--procs`, or torchrun's local ranks), 1 to 8. More than that only makes the
+    loaders and the network fight for the cores (docs/training.md)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = max(1, procs, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, cores // local))
 
 
 def parse_source_weights(text: str) -> dict[str, float]:
@@ -127,7 +141,7 @@ def resolve(file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     values.update({k: v for k, v in overrides.items() if v is not None})
     types = {f.name: f.type for f in fields(TrainConfig)}
     for key, value in values.items():
-        if types[key] in ("int", "float") and isinstance(value, str):
+        if types[key] in ("int", "float", "int | None") and isinstance(value, str):
             raise GreitposeError(f"setting {key} must be a number, got '{value}'")
     config = TrainConfig(**values)
     config.validate()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from greitpose.errors import GreitposeError
+
 
 @dataclass(frozen=True)
 class World:
@@ -46,6 +48,11 @@ def setup(device: torch.device) -> World:
     size, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if local >= gpus:
+            raise GreitposeError(f"{int(os.environ.get('LOCAL_WORLD_SIZE', size))} training processes on this "
+                                 f"machine, but it has {gpus} GPU{'s' * (gpus != 1)}: one process per GPU "
+                                 f"(--procs {gpus} or torchrun --nproc_per_node {gpus}), or --device cpu")
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
