@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from greitpose import checkpoint, codec
@@ -90,6 +91,24 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     assert part[4] == pytest.approx(full[4], rel=1e-6, abs=1e-9)
 
 
+def test_short_epochs_do_not_rewrite_the_state_every_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from greitpose.train import loop
+
+    ann = make_dataset(tmp_path / "data", n=4)
+    writes: list[str] = []
+    save = Trainer._save_state
+    monkeypatch.setattr(Trainer, "_save_state", lambda self, path: (writes.append(path.name), save(self, path)))
+    base = dict(train_ann=str(ann), input_size="64x64", batch_size=4, epochs=10, max_steps=3, workers=0,
+                device="cpu")  # one step per epoch
+    for interval, expected in ((1e9, ["state.pt"]), (0.0, ["state.pt"] * 4)):
+        monkeypatch.setattr(loop, "EPOCH_SAVE_INTERVAL_S", interval)
+        writes.clear()
+        Trainer(resolve(None, {**base, "out": str(tmp_path / f"run{interval}")})).run()
+        assert writes == expected  # each epoch end when due, and always the run's end
+        state = torch.load(tmp_path / f"run{interval}" / "state.pt", weights_only=False)
+        assert state["state"]["step"] == 3 and (tmp_path / f"run{interval}" / "last.pt").is_file()
+
+
 def _end_record(run: Path) -> dict:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
 
@@ -147,8 +166,6 @@ def test_default_loader_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_more_training_processes_than_gpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
-
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "set_device", lambda _i: pytest.fail("picked a GPU that is not there"))
     for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}.items():

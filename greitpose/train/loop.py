@@ -31,6 +31,10 @@ from greitpose.train.data import Augment, Sample, TopDownDataset, coco_samples, 
 from greitpose.writers import ensure_writable
 
 STATE_FILE = "state.pt"
+#: epoch ends rewrite last.pt and state.pt at most this often: a state takes about 0.3 s to write,
+#: which dominates runs whose epochs last a step or two (small sets); the run's end and
+#: --save-every-steps always write
+EPOCH_SAVE_INTERVAL_S = 60.0
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -159,6 +163,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = copy.deepcopy(self.model.network).eval() if config.ema else None
         self.state = State()
+        self.saved_at = time.monotonic()
         self.out = Path(config.out)
         if self.world.main:
             ensure_writable(self.out, is_dir=True)
@@ -305,14 +310,17 @@ class Trainer:
                     if self.world.main:
                         checkpoint.save(self._weights(), self.out / "best.pt",
                                         extra={**self._provenance(), "val": metrics})
+        if time.monotonic() - self.saved_at >= EPOCH_SAVE_INTERVAL_S:
+            self._save_last()
+
+    def _save_last(self) -> None:
         if self.world.main:
             checkpoint.save(self._weights(), self.out / "last.pt", extra=self._provenance())
         self._save_state(self.out / STATE_FILE)
+        self.saved_at = time.monotonic()
 
     def _finish(self) -> None:
-        if self.world.main:
-            checkpoint.save(self._weights(), self.out / "last.pt", extra=self._provenance())
-        self._save_state(self.out / STATE_FILE)
+        self._save_last()
         params = [p.detach().double().cpu() for p in self.model.network.parameters()]
         fingerprint = [float(sum(p.sum() for p in params)), float(sum((p * p).sum() for p in params))]
         self._log({"event": "end", "step": self.state.step,
