@@ -48,9 +48,9 @@ def resolve_device(device: str | None) -> torch.device:
         raise GreitposeError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GreitposeError(f"device '{device}' asked for, but CUDA is not available here")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise GreitposeError(f"device '{device}' asked for, but this machine has {torch.cuda.device_count()} "
-                             f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        raise GreitposeError(f"device '{device}' asked for, but this machine has {count} "
+                             f"CUDA device(s), cuda:0 to cuda:{count - 1}")
     return dev
 
 
