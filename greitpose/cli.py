@@ -206,6 +206,34 @@ def convert(
         console.print(f"{images} images, {people} people -> {coco_dataset}", highlight=False)
 
 
+@app.command()
+def label(
+    ann: Annotated[Path, typer.Argument(help="COCO keypoint annotations (17 COCO keypoints) to add to.")],
+    images: Annotated[Path, typer.Option(help="Their image folder (file_name is relative to it).")],
+    teacher: Annotated[Path, typer.Option(help="YOLO pose model (.pt) that reads the unlabelled people.")],
+    out: Annotated[Path, typer.Option("--out", help="New annotation file: all of ANN plus the teacher's people.")],
+    sources: Annotated[Optional[str], typer.Option(help="Only images of these annotation sources, 'a,b' (default: all).")] = None,
+    size: Annotated[int, typer.Option(help=helps("teacher_size", "Whole-image reading size"))] = 640,
+    zoom_size: Annotated[int, typer.Option(help=helps("zoom_size", "Second reading of a square around each person at this size, 0: off"))] = 384,
+    box_conf: Annotated[float, typer.Option(help=helps("box_conf", "People the teacher is less sure of are left out"))] = 0.5,
+    kpt_conf: Annotated[float, typer.Option(help=helps("kpt_conf", "Keypoints under this stay unlabelled"))] = 0.5,
+    min_keypoints: Annotated[int, typer.Option(help=helps("min_keypoints", "Fewer confident keypoints: person left out"))] = 6,
+    workers: Annotated[int, typer.Option(help=helps("label_workers", "Processes reading images"))] = 1,
+) -> None:
+    """Teacher labels for the people an annotation file leaves unlabelled, as a new source
+    ('<source>-others', label 'teacher') in a new file for 'greitpose train'."""
+    from greitpose.train.teacher_labels import TeacherSettings, add_teacher_labels
+
+    limits.check(teacher_size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
+                 min_keypoints=min_keypoints, label_workers=workers)
+    settings = TeacherSettings(size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
+                               min_keypoints=min_keypoints)
+    chosen = set(_csv(sources)) if sources else None
+    counts = add_teacher_labels(ann, images, teacher, out, chosen, settings, console, workers)
+    console.print(f"{counts['images']} images read, {counts['added']} people added, "
+                  f"{counts['annotations']} annotations -> {out}", highlight=False)
+
+
 def _stats_table(title: str, columns: dict[str, dict[str, float]], digits: int = 3) -> Table:
     """One row per metric, one column per model scored."""
     table = Table(title=title, min_width=len(title) + 4)

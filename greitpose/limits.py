@@ -66,11 +66,18 @@ RANGES: dict[str, Range] = {
     "shift": Range(0.0, 0.45),
     "occlusion": Range(0.0, 1.0),
     "paste": Range(0.0, 1.0),
+    # teacher labels
+    "teacher_size": Range(64, 4096, 32),
+    "zoom_size": Range(0, 4096, 32),
+    "box_conf": Range(0.0, 1.0),
+    "kpt_conf": Range(0.0, 1.0),
+    "min_keypoints": Range(1, 17),
+    "label_workers": Range(1, 256),
 }
 
 
 #: Options whose flag is not their key (the same flag means different things per command).
-FLAGS = {"infer_workers": "--workers"}
+FLAGS = {"infer_workers": "--workers", "label_workers": "--workers", "teacher_size": "--size"}
 
 
 def flag(name: str) -> str:

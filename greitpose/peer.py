@@ -59,15 +59,16 @@ def peer_poses(peer: Path, size: int = 640, conf: float = 0.001) -> tuple[Callab
     Settings as its own COCO validator uses them (confidence 0.001, so that AP sees the whole
     ranking); a person's score is its box confidence."""
     model = _load_peer(peer)
+    count = int(model.model.kpt_shape[0])
 
     def run(image: np.ndarray) -> Poses:
         result = model.predict(image, imgsz=size, conf=conf, verbose=False)[0]
         boxes = result.boxes.xyxy.cpu().numpy()
         scores = result.boxes.conf.cpu().numpy()
-        keypoints = result.keypoints.data.cpu().numpy().reshape(len(boxes), -1, 3)
+        keypoints = result.keypoints.data.cpu().numpy().reshape(len(boxes), count, 3)  # (0, K, 3) when none
         return Poses(boxes, scores, keypoints[..., :2], keypoints[..., 2], scores)
 
-    return run, int(model.model.kpt_shape[0])
+    return run, count
 
 
 def stream_fps(estimator: PoseEstimator, frames: list[np.ndarray], batch_frames: int = 4, warmup: int = 2) -> float:

@@ -191,3 +191,13 @@ def test_cli_bad_peer_is_one_line(args: list[str], message: str, random_checkpoi
     result = run_cli("eval", "--data-root", str(root), "--weights", str(random_checkpoint), *args)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in result.stderr
+
+
+def test_peer_finds_nobody_in_an_empty_image() -> None:
+    """An image without people gives empty poses of the right shape, not an error."""
+    from greitpose.peer import peer_poses
+
+    run, count = peer_poses(shared_model("yolo11n-pose.pt"))
+    poses = run(np.full((240, 320, 3), 127, np.uint8))
+    assert count == 17 and len(poses) == 0
+    assert poses.keypoints.shape == (0, 17, 2) and poses.keypoint_scores.shape == (0, 17)
