@@ -54,12 +54,16 @@ def peer_predictor(peer: Path) -> Callable[[np.ndarray], Any]:
     return lambda frame: model.predict(frame, verbose=False)
 
 
-def peer_poses(peer: Path, size: int = 640, conf: float = 0.001) -> tuple[Callable[[np.ndarray], Poses], int]:
-    """The peer as a whole-image pose estimator (BGR image -> Poses) and its keypoint count.
-    Settings as its own COCO validator uses them (confidence 0.001, so that AP sees the whole
-    ranking); a person's score is its box confidence."""
+def load_peer_pose_model(peer: Path) -> tuple[Any, int]:
+    """The peer, loaded and checked to be a pose model, and its keypoint count: one model can
+    then serve readers at several sizes."""
     model = _load_peer(peer)
-    count = int(model.model.kpt_shape[0])
+    return model, int(model.model.kpt_shape[0])
+
+
+def pose_reader(model: Any, count: int, size: int = 640, conf: float = 0.001) -> Callable[[np.ndarray], Poses]:
+    """A loaded peer as a whole-image pose estimator at one reading size (BGR image -> Poses);
+    a person's score is its box confidence."""
 
     def run(image: np.ndarray) -> Poses:
         result = model.predict(image, imgsz=size, conf=conf, verbose=False)[0]
@@ -68,7 +72,14 @@ def peer_poses(peer: Path, size: int = 640, conf: float = 0.001) -> tuple[Callab
         keypoints = result.keypoints.data.cpu().numpy().reshape(len(boxes), count, 3)  # (0, K, 3) when none
         return Poses(boxes, scores, keypoints[..., :2], keypoints[..., 2], scores)
 
-    return run, count
+    return run
+
+
+def peer_poses(peer: Path, size: int = 640, conf: float = 0.001) -> tuple[Callable[[np.ndarray], Poses], int]:
+    """The peer as a whole-image pose estimator and its keypoint count, with the settings its own
+    COCO validator uses (confidence 0.001, so that AP sees the whole ranking)."""
+    model, count = load_peer_pose_model(peer)
+    return pose_reader(model, count, size, conf), count
 
 
 def stream_fps(estimator: PoseEstimator, frames: list[np.ndarray], batch_frames: int = 4, warmup: int = 2) -> float:

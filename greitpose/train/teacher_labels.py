@@ -145,15 +145,24 @@ def new_people(image: np.ndarray, labelled: list[dict[str, Any]], whole: Reader,
     return found
 
 
-def teacher_readers(teacher: Path, settings: TeacherSettings) -> tuple[Reader, Reader | None]:
-    """The whole-image reader and the zoomed one (None when zoom_size is 0). Low confidence
-    cut-offs here: the settings' own thresholds decide afterwards."""
-    from greitpose.peer import peer_poses
+def load_teacher(teacher: Path) -> tuple[Any, int]:
+    """The teacher model, checked to be a pose model with COCO's 17 keypoints."""
+    from greitpose.peer import load_peer_pose_model
 
-    whole, count = peer_poses(teacher, settings.size, conf=0.25)
+    model, count = load_peer_pose_model(teacher)
     if count != COCO.num_keypoints:
         raise GreitposeError(f"teacher {teacher} gives {count} keypoints; COCO's 17 are needed")
-    zoom = peer_poses(teacher, settings.zoom_size, conf=0.25)[0] if settings.zoom_size else None
+    return model, count
+
+
+def teacher_readers(teacher: Path, settings: TeacherSettings) -> tuple[Reader, Reader | None]:
+    """The whole-image reader and the zoomed one (None when zoom_size is 0), both on one loaded
+    model. Low confidence cut-offs here: the settings' own thresholds decide afterwards."""
+    from greitpose.peer import pose_reader
+
+    model, count = load_teacher(teacher)
+    whole = pose_reader(model, count, settings.size, conf=0.25)
+    zoom = pose_reader(model, count, settings.zoom_size, conf=0.25) if settings.zoom_size else None
     return whole, zoom
 
 
@@ -188,7 +197,7 @@ def read_images(items: list[Item], teacher: Path, settings: TeacherSettings, wor
         _start(str(teacher), settings, threads, child=False)
         yield from map(_read, items)
         return
-    teacher_readers(teacher, settings)  # a bad teacher file fails here, once, with its own message
+    load_teacher(teacher)  # a bad teacher file fails here, once, with its own message
     context = multiprocessing.get_context("spawn")  # workers must not inherit the parent's threads
     with context.Pool(workers, initializer=_start, initargs=(str(teacher), settings, threads, True)) as pool:
         try:
