@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,20 @@ def test_label_finds_the_people_left_out_of_coco_tiny(tmp_path: Path) -> None:
     assert all(best_oks(a, list(largest.values())) < 0.3 for a in added)
     matched = sum(best_oks(a, removed) >= 0.5 for a in added)
     assert matched >= 0.6 * len(added) and matched >= 0.4 * len(removed), (matched, len(added), len(removed))
+
+    # a second pass over its own output, with some teacher people taken out again, reads back just
+    # those, under the image's own source (never '-others-others'); the rest are not added twice
+    per_image = Counter(a["image_id"] for a in added)
+    dropped = [next(a for a in added if a["image_id"] == i) for i, n in per_image.items() if n > 1]
+    assert dropped, per_image
+    plus["annotations"] = [a for a in plus["annotations"] if a not in dropped]
+    again, twice = tmp_path / "again.json", tmp_path / "twice.json"
+    again.write_text(json.dumps(plus))
+    result = run_cli("label", str(again), "--images", str(images), "--teacher", str(teacher), "--out", str(twice))
+    assert result.returncode == 0, result.stderr
+    second = json.loads(twice.read_text())["annotations"][len(plus["annotations"]):]
+    assert {a["source"] for a in second} == {a["source"] for a in added}
+    assert len(second) == len(dropped) and all(best_oks(a, dropped) >= 0.9 for a in second)
 
 
 @pytest.mark.parametrize("extra, needle", [

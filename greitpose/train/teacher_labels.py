@@ -219,7 +219,9 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     dataset = load_coco(ann_file, image_dir)
     if dataset.keypoints is not COCO:
         raise GreitposeError(f"{ann_file} does not use COCO's 17 keypoints, the teacher's")
-    image_source = {a["image_id"]: str(a.get("source", "")) for a in dataset.annotations}
+    image_source: dict[int, str] = {}
+    for a in dataset.annotations:  # the first annotation's: a second pass keeps '<source>-others', not '-others-others'
+        image_source.setdefault(a["image_id"], str(a.get("source", "")))
     chosen = [i for i in dataset.images if sources is None or image_source.get(i) in sources]
     if not chosen:
         raise GreitposeError(f"no image in {ann_file} has an annotation of source {', '.join(sorted(sources or []))}")
