@@ -219,9 +219,8 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     dataset = load_coco(ann_file, image_dir)
     if dataset.keypoints is not COCO:
         raise GreitposeError(f"{ann_file} does not use COCO's 17 keypoints, the teacher's")
-    image_source: dict[int, str] = {}
-    for a in dataset.annotations:  # the first annotation's: a second pass keeps '<source>-others', not '-others-others'
-        image_source.setdefault(a["image_id"], str(a.get("source", "")))
+    # an image's source is its first annotation's: a second pass keeps '<source>-others', not '-others-others'
+    image_source = {i: str(people[0].get("source", "")) for i, people in dataset.by_image.items()}
     chosen = [i for i in dataset.images if sources is None or image_source.get(i) in sources]
     if not chosen:
         raise GreitposeError(f"no image in {ann_file} has an annotation of source {', '.join(sorted(sources or []))}")
