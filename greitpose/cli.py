@@ -560,6 +560,17 @@ def train(
         console.print(f"done: {run_dir / 'last.pt'}", highlight=False)
 
 
+@app.command()
+def average(
+    weights: Annotated[list[Path], typer.Argument(help="Two or more weights files of the same model.")],
+    out: Annotated[Path, typer.Option("--out", help="Weights file to write.")],
+) -> None:
+    """The element-wise mean of checkpoints of one model (e.g. two stages of a training lineage)."""
+    from greitpose.train.averaging import average_weights
+
+    console.print(f"{len(weights)} files averaged -> {average_weights(weights, out)}", highlight=False)
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM: unwinds every `finally` (partial outputs are removed) and is caught
     by nothing but `main`, so libraries cannot swallow it."""

@@ -59,3 +59,30 @@ def test_foreign_state_dict_is_rejected(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(GreitposeError, match="does not exist"):
         checkpoint.load(tmp_path / "nope.pt")
+
+
+def test_average_is_the_mean_of_the_weights(tmp_path: Path) -> None:
+    from greitpose.train.averaging import average_weights
+
+    config = get_config("greit-hrnet-18", 17, (128, 96))
+    a = checkpoint.save(checkpoint.new_model(config), tmp_path / "a.pt", extra={"samples_seen": 10})
+    torch.manual_seed(1)
+    b = checkpoint.save(checkpoint.new_model(config), tmp_path / "b.pt", extra={"samples_seen": 30})
+    out = average_weights([a, b], tmp_path / "avg.pt")
+    sa, sb = checkpoint.load(a).network.state_dict(), checkpoint.load(b).network.state_dict()
+    avg = checkpoint.load(out).network.state_dict()
+    key = next(k for k, v in sa.items() if v.is_floating_point() and not torch.equal(v, sb[k]))
+    assert torch.allclose(avg[key], (sa[key] + sb[key]) / 2)
+    assert checkpoint.read_record(out)["extra"]["samples_seen"] == 30
+
+
+def test_average_refuses_different_models(tmp_path: Path) -> None:
+    from greitpose.train.averaging import average_weights
+
+    a = checkpoint.save(checkpoint.new_model(get_config("greit-hrnet-18", 17, (128, 96))), tmp_path / "a.pt")
+    b = checkpoint.save(checkpoint.new_model(get_config("greit-hrnet-18", 17, (256, 192))), tmp_path / "b.pt")
+    with pytest.raises(GreitposeError, match="input_size"):
+        average_weights([a, b], tmp_path / "avg.pt")
+    with pytest.raises(GreitposeError, match="at least two"):
+        average_weights([a], tmp_path / "avg.pt")
+    assert not (tmp_path / "avg.pt").exists()

@@ -230,3 +230,15 @@ def test_bad_training_settings_are_one_line(tmp_path: Path, args: list[str], nee
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_average_of_different_models_is_a_one_line_error(tmp_path: Path) -> None:
+    from greitpose import checkpoint
+    from greitpose.models import get_config
+
+    files = [checkpoint.save(checkpoint.new_model(get_config("greit-hrnet-18", 17, size)), tmp_path / f"{i}.pt")
+             for i, size in enumerate([(128, 96), (256, 192)])]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli("average", *map(str, files), "--out", str(out / "avg.pt"))
+    _assert_clean_failure(result, "differs in config 'input_size'", out)
