@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ class PoseModel:
     keypoints: KeypointSet
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    #: the file's `extra` record when loaded (e.g. `samples_seen`); not part of the metadata
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the weights, as plain values (also written into ONNX files)."""
@@ -139,4 +141,4 @@ def load(path: str | os.PathLike[str], expect_model: str | None = None,
             f"unexpected, {len(mismatched)} mis-shaped tensors (first: {first})")
     network.load_state_dict(state)
     network.eval().to(device)
-    return PoseModel(network, config, keypoints, mean, std)
+    return PoseModel(network, config, keypoints, mean, std, dict(record.get("extra") or {}))

@@ -39,7 +39,7 @@ def average_weights(paths: list[Path], out: str | os.PathLike[str]) -> Path:
     averaged = {key: (sum(s[key] for s in states) / len(states) if value.is_floating_point() else value)
                 for key, value in states[0].items()}
     first.network.load_state_dict(averaged)
-    samples = [checkpoint.read_record(p).get("extra", {}).get("samples_seen") for p in paths]
+    samples = [m.extra.get("samples_seen") for m in models]
     extra: dict[str, object] = {"averaged_from": [Path(p).name for p in paths]}
     if all(isinstance(s, int) for s in samples):
         extra["samples_seen"] = max(samples)  # shared history counted once, not summed

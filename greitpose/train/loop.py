@@ -100,7 +100,7 @@ def warm_start(model: PoseModel, path: Path) -> int:
                              f"keypoints; this run trains '{model.config.name}' with "
                              f"{model.keypoints.num_keypoints}")
     model.network.load_state_dict(source.network.state_dict())
-    return int(checkpoint.read_record(path).get("extra", {}).get("samples_seen", 0))
+    return int(source.extra.get("samples_seen", 0))
 
 
 @dataclass
