@@ -564,11 +564,21 @@ def train(
 def average(
     weights: Annotated[list[Path], typer.Argument(help="Two or more weights files of the same model.")],
     out: Annotated[Path, typer.Option("--out", help="Weights file to write.")],
+    shares: Annotated[Optional[str], typer.Option(help="Each file's share of the mean, e.g. 0.75,0.25 (default: even).")] = None,
+    recalibrate: Annotated[Optional[Path], typer.Option(help="Re-estimate BatchNorm statistics on the training set this settings file names (a run's config.yaml, or any 'train --config' file).")] = None,
+    recalibrate_samples: Annotated[int, typer.Option(help=helps("recalibrate_samples", "Training crops for --recalibrate"))] = 4800,
 ) -> None:
-    """The element-wise mean of checkpoints of one model (e.g. two stages of a training lineage)."""
-    from greitpose.train.averaging import average_weights
+    """The mean of checkpoints of one model (e.g. two stages of a training lineage)."""
+    from greitpose.train.averaging import average_weights, parse_shares
+    from greitpose.train.config import resolve
+    from greitpose.writers import ensure_writable
 
-    console.print(f"{len(weights)} files averaged -> {average_weights(weights, out)}", highlight=False)
+    limits.check(recalibrate_samples=recalibrate_samples)
+    ensure_writable(out)
+    settings = resolve(recalibrate, {}) if recalibrate is not None else None
+    written = average_weights(weights, out, parse_shares(shares, len(weights)) if shares else None, settings,
+                              recalibrate_samples, console)
+    console.print(f"{len(weights)} files averaged -> {written}", highlight=False)
 
 
 class Interrupted(BaseException):

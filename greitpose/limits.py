@@ -73,6 +73,8 @@ RANGES: dict[str, Range] = {
     "kpt_conf": Range(0.0, 1.0),
     "min_keypoints": Range(1, 17),
     "label_workers": Range(1, 256),
+    # averaging
+    "recalibrate_samples": Range(1),
 }
 
 

@@ -86,3 +86,22 @@ def test_average_refuses_different_models(tmp_path: Path) -> None:
     with pytest.raises(GreitposeError, match="at least two"):
         average_weights([a], tmp_path / "avg.pt")
     assert not (tmp_path / "avg.pt").exists()
+
+
+def test_average_by_shares(tmp_path: Path) -> None:
+    from greitpose.train.averaging import average_weights, parse_shares
+
+    assert parse_shares("3,1", 2) == [0.75, 0.25]
+    for bad, needle in (("1,2,3", "3 shares for 2"), ("1,-1", "above 0"), ("a,b", "not a list of numbers")):
+        with pytest.raises(GreitposeError, match=needle):
+            parse_shares(bad, 2)
+    config = get_config("greit-hrnet-18", 17, (128, 96))
+    a = checkpoint.save(checkpoint.new_model(config), tmp_path / "a.pt")
+    torch.manual_seed(1)
+    b = checkpoint.save(checkpoint.new_model(config), tmp_path / "b.pt")
+    out = average_weights([a, b], tmp_path / "mix.pt", shares=[0.75, 0.25])
+    sa, sb = checkpoint.load(a).network.state_dict(), checkpoint.load(b).network.state_dict()
+    mix = checkpoint.load(out)
+    key = next(k for k, v in sa.items() if v.is_floating_point() and not torch.equal(v, sb[k]))
+    assert torch.allclose(mix.network.state_dict()[key], 0.75 * sa[key] + 0.25 * sb[key])
+    assert mix.extra["shares"] == [0.75, 0.25] and mix.extra["averaged_from"] == ["a.pt", "b.pt"]

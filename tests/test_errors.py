@@ -242,3 +242,18 @@ def test_average_of_different_models_is_a_one_line_error(tmp_path: Path) -> None
     out.mkdir()
     result = run_cli("average", *map(str, files), "--out", str(out / "avg.pt"))
     _assert_clean_failure(result, "differs in config 'input_size'", out)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--shares", "1,2,3"], "--shares gives 3 shares for 2 weights files"),
+    (["--shares", "1,0"], "every share must be above 0"),
+    (["--recalibrate", "missing.yaml"], "missing.yaml"),
+    (["--recalibrate-samples", "0"], "--recalibrate-samples must be >= 1"),
+])
+def test_bad_average_options_are_one_line(tmp_path: Path, random_checkpoint: Path, args: list[str],
+                                          needle: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli("average", str(random_checkpoint), str(random_checkpoint), "--out", str(out / "avg.pt"),
+                     *[str(tmp_path / a) if a.endswith(".yaml") else a for a in args])
+    _assert_clean_failure(result, needle, out)

@@ -291,3 +291,34 @@ def test_pasted_distractor_keeps_targets_and_stays_inside_its_ellipse(tmp_path: 
     assert ys.max() - ys.min() < 40 and xs.max() - xs.min() < 30  # within the pasted box
     assert abs(xs.mean() - 24) > 6  # beside the crop's centre (24), not on it
     _assert_same_targets_other_crop(tmp_path, paste=1.0)
+
+
+def test_batchnorm_recalibration_takes_the_crops_statistics_and_keeps_the_weights(tmp_path: Path) -> None:
+    from greitpose.models import get_config
+    from greitpose.train.batchnorm import recalibrate_batchnorm
+    from greitpose.train.data import configured_dataset, configured_samples
+
+    ann = make_dataset(tmp_path / "data")
+    cfg = resolve(None, dict(train_ann=str(ann), batch_size=4, augment=False, workers=0, device="cpu"))
+    model = checkpoint.new_model(get_config("greit-hrnet-18", 17, (64, 64)))
+    norms = [m for m in model.network.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in norms:
+        bn.running_mean.fill_(100.0)  # statistics no input has, as an average of two runs may carry
+    weights = {k: v.clone() for k, v in model.network.state_dict().items() if "running" not in k}
+    seen: dict[torch.nn.Module, torch.Tensor] = {}
+    hooks = [bn.register_forward_hook(lambda m, x, _y: seen.__setitem__(m, x[0].mean((0, 2, 3)))) for bn in norms]
+    samples, keypoints = configured_samples(cfg, (64, 64))
+    crops = torch.stack([configured_dataset(cfg, samples, keypoints, (64, 64), model.mean, model.std)[i][0]
+                         for i in range(4)])
+    with torch.no_grad():
+        model.network.train()(crops)  # batch statistics of the four crops, layer by layer
+    for h in hooks:
+        h.remove()
+    expected = {bn: seen[bn].clone() for bn in norms}
+
+    assert recalibrate_batchnorm(model, cfg, samples=4) == 4
+    assert not model.network.training
+    for bn in norms:
+        assert torch.allclose(bn.running_mean, expected[bn], atol=1e-4)
+    state = model.network.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items() if "num_batches" not in k)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,12 +15,15 @@ import torch
 from torch.utils.data import Dataset
 
 from greitpose import codec
-from greitpose.datasets import load_coco, load_mpii, mpii_box
+from greitpose.datasets import load_coco, load_mpii, mpii_box, parse_flip_pairs
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import MPII, KeypointSet
 from greitpose.pose import crop_people, warp_crops
 from greitpose.sources import read_image
 from greitpose.train import distractors
+
+if TYPE_CHECKING:
+    from greitpose.train.config import TrainConfig
 
 
 @dataclass
@@ -172,3 +176,24 @@ class TopDownDataset(Dataset):
         hm = codec.image_to_heatmap(joints[None], center[None], scale[None], (w, h), (w // 4, h // 4), rotation)
         target, weight = codec.generate_heatmaps(hm, visible[None], (w // 4, h // 4), self.sigma)
         return torch.from_numpy(crop), torch.from_numpy(target[0]), torch.from_numpy(weight[0])
+
+
+def configured_samples(config: TrainConfig, input_size: tuple[int, int]) -> tuple[list[Sample], KeypointSet]:
+    """The training set a configuration names (COCO-format or MPII annotations)."""
+    ann = Path(config.train_ann)
+    images = Path(config.train_images) if config.train_images else ann.parent
+    if config.dataset == "mpii":
+        return mpii_samples(ann, images, input_size)
+    pairs = parse_flip_pairs(config.flip_pairs) if config.flip_pairs else None
+    return coco_samples(ann, images, input_size, pairs)
+
+
+def configured_dataset(config: TrainConfig, samples: list[Sample], keypoints: KeypointSet,
+                       input_size: tuple[int, int], mean: tuple, std: tuple) -> TopDownDataset:
+    """Crops, targets and the augmentation a configuration asks for (half-body on COCO only)."""
+    augment = None
+    if config.augment:
+        half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
+        augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
+                          occlusion=config.occlusion, paste=config.paste)
+    return TopDownDataset(samples, keypoints, input_size, mean, std, config.sigma, augment, config.seed)

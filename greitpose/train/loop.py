@@ -21,13 +21,12 @@ from torch.utils.data import DataLoader
 from greitpose import checkpoint
 from greitpose.backends import TorchBackend, resolve_device
 from greitpose.checkpoint import PoseModel
-from greitpose.datasets import parse_flip_pairs
 from greitpose.errors import GreitposeError
 from greitpose.models import get_config, parse_input_size
 from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, parse_source_weights, save_config
-from greitpose.train.data import Augment, Sample, TopDownDataset, coco_samples, mpii_samples
+from greitpose.train.data import Sample, configured_dataset, configured_samples
 from greitpose.writers import ensure_writable
 
 STATE_FILE = "state.pt"
@@ -132,21 +131,10 @@ class Trainer:
         np.random.seed(config.seed)
         random.seed(config.seed)
         size = parse_input_size(config.input_size)
-        ann, images = Path(config.train_ann), Path(config.train_images or Path(config.train_ann).parent)
-        if config.dataset == "mpii":
-            samples, keypoints = mpii_samples(ann, images, size)
-        else:
-            pairs = parse_flip_pairs(config.flip_pairs) if config.flip_pairs else None
-            samples, keypoints = coco_samples(ann, images, size, pairs)
+        samples, keypoints = configured_samples(config, size)
         self.model: PoseModel = checkpoint.new_model(get_config(config.model, keypoints.num_keypoints, size),
                                                      keypoints)
-        augment = None
-        if config.augment:
-            half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
-            augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
-                              occlusion=config.occlusion, paste=config.paste)
-        self.data = TopDownDataset(samples, keypoints, size, self.model.mean, self.model.std, config.sigma,
-                                   augment, config.seed)
+        self.data = configured_dataset(config, samples, keypoints, size, self.model.mean, self.model.std)
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
