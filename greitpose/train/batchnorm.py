@@ -43,7 +43,8 @@ def recalibrate_batchnorm(model: PoseModel, config: TrainConfig, samples: int,
     order = order[:len(order) // batch * batch]
     loader = DataLoader(data, batch_size=batch, sampler=order, num_workers=config.workers, drop_last=True)
     device = resolve_device(config.device)
-    network = model.network.to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format  # as training ran
+    network = model.network.to(device, memory_format=layout)
 
     def crops() -> Iterator[torch.Tensor]:
         with progress_bar(console) as progress:
@@ -54,5 +55,5 @@ def recalibrate_batchnorm(model: PoseModel, config: TrainConfig, samples: int,
 
     with torch.no_grad():
         torch.optim.swa_utils.update_bn(crops(), network, device)
-    network.cpu().eval()
+    network.to("cpu", memory_format=torch.contiguous_format).eval()
     return len(order)
