@@ -28,8 +28,8 @@ from greitpose.train.loop import epoch_order, sample_weights
 def recalibrate_batchnorm(model: PoseModel, config: TrainConfig, samples: int,
                           console: Console | None = None) -> int:
     """Re-estimate `model`'s BatchNorm statistics in place from `samples` crops of the training
-    set `config` names, drawn and augmented as training draws them (source weights, seed), at
-    the model's own input size. Returns the number of crops used."""
+    set `config` names, drawn and augmented as its first epoch draws them (source weights, seed),
+    at the model's own input size; one epoch's whole batches at most. Returns the crops used."""
     console = console or Console(stderr=True)
     size = tuple(model.config.input_size)
     data_samples, keypoints = configured_samples(config, size)
