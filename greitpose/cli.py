@@ -234,6 +234,31 @@ def label(
                   f"{counts['annotations']} annotations -> {out}", highlight=False)
 
 
+@app.command()
+def pack(
+    ann: Annotated[Path, typer.Argument(help="COCO keypoint annotations to pack (e.g. a 'label' output).")],
+    images: Annotated[Path, typer.Option(help="Their image folder (file_name is relative to it).")],
+    out: Annotated[Path, typer.Option("--out", help="New (or empty) pack folder: train.json.gz and images/.")],
+    sources: Annotated[Optional[str], typer.Option(help="Only persons of these annotation sources, 'a,b' (default: all).")] = None,
+    input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the model the pack is for: its aspect shapes the crops.")] = "256x192",
+    margin: Annotated[float, typer.Option(help=helps("margin", "Region kept around each training crop's box, for scale, shift and rotation augmentation"))] = 1.5,
+    max_height: Annotated[int, typer.Option(help=helps("max_height", "That box's height in the pack at most, px; larger people are shrunk"))] = 192,
+    quality: Annotated[int, typer.Option(help=helps("quality", "Encoder quality"))] = 80,
+    image_format: Annotated[str, typer.Option("--format", help="webp (smallest), jpg or png (lossless).")] = "webp",
+) -> None:
+    """Cut every labelled person out of its photo into a small training pack ('train --train-ann
+    OUT/train.json.gz'), to train where the photos cannot go (docs/training.md)."""
+    from greitpose.models import parse_input_size
+    from greitpose.train.crop_pack import PACK_FILE, PackSettings, pack_crops
+
+    height, width = parse_input_size(input_size)
+    settings = PackSettings(width / height, margin, max_height, quality, image_format)
+    settings.check()
+    counts = pack_crops(ann, images, out, settings, set(_csv(sources)) if sources else None, console)
+    console.print(f"{counts['persons']} persons from {counts['photos']} photos, "
+                  f"{counts['bytes'] / 2**20:.1f} MiB of images -> {out / PACK_FILE}", highlight=False)
+
+
 def _stats_table(title: str, columns: dict[str, dict[str, float]], digits: int = 3) -> Table:
     """One row per metric, one column per model scored."""
     table = Table(title=title, min_width=len(title) + 4)
@@ -545,6 +570,7 @@ def train(
     val_every: Annotated[Optional[int], _opt("Validate every N epochs.")] = None,
     save_every_steps: Annotated[Optional[int], _opt("Keep a resumable state every N steps.")] = None,
     max_steps: Annotated[Optional[int], _opt("Stop after N steps in all (0: no limit).")] = None,
+    minutes: Annotated[Optional[float], _opt("Wall-clock budget: the schedule is fitted to end when it runs out, --epochs at most (0: off).")] = None,
     log_every: Annotated[Optional[int], _opt("Log every N steps.")] = None,
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Run folder (default runs/train).")] = None,
     resume: Annotated[Optional[str], _opt("Resume from a state file (state.pt or state-stepN.pt).")] = None,

@@ -6,6 +6,7 @@ the file and the entry that is broken.
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,16 @@ from greitpose.keypoints import COCO, MPII, KeypointSet, generic
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file, plain or gzip-compressed (`.gz`, as training packs write theirs)."""
     if not path.is_file():
         raise GreitposeError(f"annotation file {path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise GreitposeError(f"{path} is not valid JSON ({err})") from None
+    except (OSError, EOFError) as err:
+        raise GreitposeError(f"{path} is not readable gzip ({err})") from None
 
 
 def flip_pairs_from_names(names: list[str]) -> tuple[tuple[int, int], ...]:

@@ -62,6 +62,7 @@ RANGES: dict[str, Range] = {
     "val_every": Range(1),
     "save_every_steps": Range(0),
     "max_steps": Range(0),
+    "minutes": Range(0.0),
     "log_every": Range(1),
     "shift": Range(0.0, 0.45),
     "occlusion": Range(0.0, 1.0),
@@ -75,6 +76,10 @@ RANGES: dict[str, Range] = {
     "label_workers": Range(1, 256),
     # averaging
     "recalibrate_samples": Range(1),
+    # training packs
+    "margin": Range(1.0, 3.0),
+    "max_height": Range(32, 1024),
+    "quality": Range(1, 100),
 }
 
 

@@ -3,10 +3,12 @@ and renamed at the end; a failed or interrupted run removes its temporary files.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,9 +36,9 @@ def ensure_writable(path: Path, is_dir: bool = False) -> None:
         raise GreitposeError(f"cannot write to {path}: it is a folder")
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode by suffix and write atomically."""
-    ok, data = cv2.imencode(path.suffix or ".jpg", image)
+def write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Encode by suffix (with OpenCV's `params`, e.g. a quality) and write atomically."""
+    ok, data = cv2.imencode(path.suffix or ".jpg", image, list(params))
     if not ok:
         raise GreitposeError(f"cannot encode an image as '{path.suffix}' for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,13 @@ class AtomicText:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON, atomically."""
+    """Write `data` as JSON, atomically: indented, or compact and gzip-compressed for a `.gz` path."""
+    if path.suffix == ".gz":
+        ensure_writable(path)
+        tmp = partial_path(path)
+        tmp.write_bytes(gzip.compress(json.dumps(data, separators=(",", ":")).encode("utf-8")))
+        os.replace(tmp, path)
+        return
     writer = AtomicText(path)
     writer.write(json.dumps(data, indent=2))
     writer.commit()

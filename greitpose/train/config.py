@@ -61,6 +61,7 @@ class TrainConfig:
     val_every: int = 10  # epochs
     save_every_steps: int = 0  # also keep a resumable state every N steps; 0: only at epoch ends
     max_steps: int = 0  # stop after this many steps in all (quick runs, tests); 0: no limit
+    minutes: float = 0.0  # wall-clock budget: the schedule ends when it runs out (time_budget.py); 0: off
     log_every: int = 20  # steps
     out: str = "runs/train"
     resume: str = ""
@@ -80,8 +81,8 @@ class TrainConfig:
             raise GreitposeError(f"unknown amp mode '{self.amp}' (auto, bf16, fp16, off)")
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
-            "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "log_every", "shift", "occlusion",
-            "paste")})
+            "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "minutes", "log_every", "shift",
+            "occlusion", "paste")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,6 +48,15 @@ class Augment:
     paste: float = 0.0  # probability of another training person pasted beside the crop's own
 
 
+def clipped_box(annotation: dict, width: float, height: float) -> np.ndarray | None:
+    """A person's box (x1, y1, x2, y2) clipped to its image as the SimpleBaseline/HRNet protocol
+    clips it (x2 = x1 + w - 1); None when nothing of it is left."""
+    x, y, bw, bh = annotation["bbox"]
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(width - 1.0, x1 + max(0.0, bw - 1)), min(height - 1.0, y1 + max(0.0, bh - 1))
+    return None if x2 < x1 or y2 < y1 else np.array([x1, y1, x2, y2], np.float64)
+
+
 def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
                  flip_pairs: tuple[tuple[int, int], ...] | None = None) -> tuple[list[Sample], KeypointSet]:
     """Persons with at least one labelled keypoint; boxes clipped to the image as the
@@ -57,14 +66,11 @@ def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
     samples = []
     for image_id, im in ds.images.items():
         for a in ds.persons(image_id, min_keypoints=1):
-            x, y, bw, bh = a["bbox"]
-            x1, y1 = max(0.0, x), max(0.0, y)
-            x2 = min((im.width or np.inf) - 1.0, x1 + max(0.0, bw - 1))
-            y2 = min((im.height or np.inf) - 1.0, y1 + max(0.0, bh - 1))
-            if x2 < x1 or y2 < y1:
+            box = clipped_box(a, im.width or np.inf, im.height or np.inf)
+            if box is None:
                 continue
             k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
-            center, scale = codec.boxes_to_center_scale(np.array([[x1, y1, x2, y2]]), w / h)
+            center, scale = codec.boxes_to_center_scale(box[None], w / h)
             samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0],
                                   str(a.get("source", ""))))
     return samples, ds.keypoints
@@ -141,7 +147,11 @@ class TopDownDataset(Dataset):
             person, inside = person[..., ::-1], inside[:, ::-1]
         return person, inside
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample `key` mod len, augmented as in epoch `set_epoch` + key // len: a key names its
+        epoch, so that loader workers that outlive an epoch need not be told of the next."""
+        later, index = divmod(key, len(self.samples))
+        epoch = self.epoch + later
         s = self.samples[index]
         image = read_image(s.image)
         if image is None:
@@ -150,7 +160,7 @@ class TopDownDataset(Dataset):
         center, scale, rotation = s.center.copy(), s.scale.copy(), 0.0
         aug = self.augment
         if aug is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             if aug.half_body_prob and visible.sum() > 8 and rng.random() < aug.half_body_prob:
                 half = self._half_body(joints, visible, rng, aug)
                 if half is not None:

@@ -72,3 +72,14 @@ def gather_floats(world: World, values: list[float]) -> list[list[float]]:
     out: list[list[float]] = [[] for _ in range(world.size)]
     dist.all_gather_object(out, values)
     return out
+
+
+def agree(world: World, steps: int, stop: bool) -> tuple[int, bool]:
+    """The fewest `steps` and whether any rank says `stop`, on every rank: ranks that judge by
+    their own clocks must still end on the same step."""
+    if not world.distributed:
+        return steps, stop
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    values = torch.tensor([-steps, int(stop)], dtype=torch.int64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return -int(values[0]), bool(values[1])

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, parse_source_weights, save_config
 from greitpose.train.data import Sample, configured_dataset, configured_samples
+from greitpose.train.time_budget import TimeBudget
 from greitpose.writers import ensure_writable
 
 STATE_FILE = "state.pt"
@@ -102,6 +103,20 @@ def warm_start(model: PoseModel, path: Path) -> int:
     return int(source.extra.get("samples_seen", 0))
 
 
+class EpochKeys:
+    """The loader's sampler: the current epoch's sample keys (epoch * samples + index, see
+    `TopDownDataset.__getitem__`), replaced at each epoch."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 @dataclass
 class State:
     epoch: int = 0
@@ -137,8 +152,12 @@ class Trainer:
         self.data = configured_dataset(config, samples, keypoints, size, self.model.mean, self.model.std)
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.planned_steps = self.steps_per_epoch * config.epochs
+        self.total_steps = self.planned_steps  # the schedule's end; --minutes may bring it forward
+        self.budget = TimeBudget(config.minutes) if config.minutes else None
         self.prior_samples = warm_start(self.model, Path(config.init)) if config.init else 0
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input size throughout: tuned kernels pay
         net = self.model.network.to(self.device)
         if config.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -251,35 +270,49 @@ class Trainer:
                     e.copy_(e * self.cfg.ema + p.detach() * (1 - self.cfg.ema) if e.is_floating_point() else p)
         return float(loss.detach())
 
+    def _limit(self) -> int:
+        return min(self.cfg.max_steps or self.total_steps, self.total_steps)
+
+    def _fit_budget(self) -> bool:
+        """Fit the schedule's end to the time left (every rank the same); False once it is spent."""
+        assert self.budget is not None
+        total = self.budget.total_steps(self.state.step, self.planned_steps)
+        self.total_steps, expired = distributed.agree(self.world, total, self.budget.expired())
+        return not expired
+
     def run(self) -> Path:
         cfg, world = self.cfg, self.world
-        limit = cfg.max_steps or self.total_steps
+        keys = EpochKeys()
+        # one loader for the whole run: its workers start once, not at every epoch (the keys
+        # carry the epoch), which counts where epochs take seconds (GPUs, small sets)
+        loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=keys, num_workers=cfg.workers,
+                            pin_memory=self.device.type == "cuda", drop_last=True,
+                            persistent_workers=cfg.workers > 0)
         with progress_bar(self.console, enabled=world.main) as progress:
-            task = progress.add_task("train", total=min(limit, self.total_steps), completed=self.state.step, info="")
-            while self.state.epoch < cfg.epochs and self.state.step < limit:
+            task = progress.add_task("train", total=self._limit(), completed=self.state.step, info="")
+            while self.state.epoch < cfg.epochs and self.state.step < self._limit():
                 epoch = self.state.epoch
-                self.data.set_epoch(epoch)
                 done = self.state.step - epoch * self.steps_per_epoch
                 order = epoch_order(len(self.data), cfg.seed, epoch, world, cfg.batch_size,
                                     self.sample_weights)[done * cfg.batch_size:]
-                loader = DataLoader(self.data, batch_size=cfg.batch_size, sampler=order, num_workers=cfg.workers,
-                                    pin_memory=self.device.type == "cuda", drop_last=True,
-                                    persistent_workers=False)
+                keys.order = [epoch * len(self.data) + i for i in order]
                 self.net.train()
                 started, seen = time.perf_counter(), 0
                 for crops, target, weight in loader:
                     loss = self._step(crops, target, weight)
                     self.state.step += 1
                     seen += len(crops) * world.size
-                    if self.state.step % cfg.log_every == 0 or self.state.step == limit:
+                    if self.state.step % cfg.log_every == 0 or self.state.step == self._limit():
                         rate = seen / max(time.perf_counter() - started, 1e-9)
                         self._log({"step": self.state.step, "epoch": epoch, "loss": loss,
                                    "lr": self.opt.param_groups[0]["lr"], "images_per_s": round(rate, 2)})
                         progress.update(task, info=f"epoch {epoch} loss {loss:.3g} {rate:.0f} img/s")
-                    progress.update(task, completed=self.state.step)
+                    if self.budget is not None and not self._fit_budget():
+                        self.total_steps = self.state.step
+                    progress.update(task, completed=self.state.step, total=self._limit())
                     if cfg.save_every_steps and self.state.step % cfg.save_every_steps == 0:
                         self._save_state(self.out / f"state-step{self.state.step}.pt")
-                    if self.state.step >= limit:
+                    if self.state.step >= self._limit():
                         break
                 if self.state.step - epoch * self.steps_per_epoch >= self.steps_per_epoch:
                     self.state.epoch += 1
