@@ -253,7 +253,6 @@ def pack(
 
     height, width = parse_input_size(input_size)
     settings = PackSettings(width / height, margin, max_height, quality, image_format)
-    settings.check()
     counts = pack_crops(ann, images, out, settings, set(_csv(sources)) if sources else None, console)
     console.print(f"{counts['persons']} persons from {counts['photos']} photos, "
                   f"{counts['bytes'] / 2**20:.1f} MiB of images -> {out / PACK_FILE}", highlight=False)
