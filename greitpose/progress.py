@@ -39,20 +39,14 @@ def status_line(task: Task, elapsed: float) -> str:
 
 
 class LogProgress(Progress):
-    """A Progress that draws nothing and prints `status_line` for a task whenever `every`
-    seconds have passed since its last line (or its start)."""
+    """A Progress that draws nothing and prints `status_line` for a started task whenever
+    `every` seconds have passed since its last line (or its start)."""
 
     def __init__(self, console: Console, every: float = LOG_EVERY_S,
                  get_time: Callable[[], float] | None = None) -> None:
         super().__init__(console=console, disable=True, get_time=get_time)
         self.every = every
-        self._started: dict[TaskID, float] = {}
         self._last: dict[TaskID, float] = {}
-
-    def add_task(self, description: str, *args: Any, **kwargs: Any) -> TaskID:
-        task_id = super().add_task(description, *args, **kwargs)
-        self._started[task_id] = self._last[task_id] = self.get_time()
-        return task_id
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
         super().advance(task_id, advance)
@@ -63,12 +57,11 @@ class LogProgress(Progress):
         self._report(task_id)
 
     def _report(self, task_id: TaskID) -> None:
-        now = self.get_time()
-        if now - self._last[task_id] < self.every:
+        task, now = self._tasks[task_id], self.get_time()
+        if task.start_time is None or now - self._last.get(task_id, task.start_time) < self.every:
             return
         self._last[task_id] = now
-        self.console.print(status_line(self._tasks[task_id], now - self._started[task_id]),
-                           highlight=False, markup=False, soft_wrap=True)
+        self.console.print(status_line(task, now - task.start_time), highlight=False, markup=False, soft_wrap=True)
 
 
 def progress_bar(console: Console, enabled: bool = True) -> Progress:
