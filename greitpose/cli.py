@@ -294,13 +294,19 @@ def evaluate(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON.")] = None,
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write the predictions (COCO results / MPII json).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch COCO or a detector (also ${OFFLINE_VAR}=1).")] = False,
-    peer: Annotated[Optional[Path], typer.Option(help="COCO: also score this one-stage YOLO pose model (whole images, its own boxes, at --det-size) on the same images, side by side.")] = None,
+    peer: Annotated[Optional[Path], typer.Option(help="Also score this one-stage YOLO pose model (whole images, its own boxes, at --det-size) on the same images, side by side.")] = None,
 ) -> None:
     """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
     from greitpose.backends import load_backend
     from greitpose.datasets import parse_flip_pairs
     from greitpose.estimator import pose_weights
-    from greitpose.evaluation.runner import CocoOptions, evaluate_coco, evaluate_mpii, evaluate_peer_coco
+    from greitpose.evaluation.runner import (
+        CocoOptions,
+        evaluate_coco,
+        evaluate_mpii,
+        evaluate_peer_coco,
+        evaluate_peer_mpii,
+    )
     from greitpose.models import parse_input_size
     from greitpose.pose import check_decoder
 
@@ -317,8 +323,6 @@ def evaluate(
     if peer is not None:
         from greitpose.peer import check_peer_file
 
-        if dataset != "coco":
-            raise GreitposeError("--peer scores COCO-format sets only")
         check_peer_file(peer)
     if json_path is not None:
         from greitpose.writers import ensure_writable
@@ -334,7 +338,13 @@ def evaluate(
     if dataset == "mpii":
         result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console,
                                decode)
-        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people)", {"value": result.metrics}, 2))
+        columns = {path.name: result.metrics}
+        if peer is not None:
+            theirs = evaluate_peer_mpii(peer, data_root, ann, images, limit, threshold, det_size, console)
+            columns[f"{peer.name} (own boxes)"] = theirs.metrics
+            result.extra["peer"] = {"model": str(peer), "det_size": det_size, **theirs.to_dict()}
+        shared = "" if "head_top" in result.extra["joints"] else "; COCO keypoints: no Head, Mean of 12 joints"
+        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people{shared})", columns, 2))
     else:
         from greitpose.detect import load_detector
 

@@ -235,9 +235,14 @@ def load_mpii(ann_file: Path, image_dir: Path, check_images: bool = True) -> lis
     return people
 
 
-def mpii_box(person: MpiiPerson) -> np.ndarray:
-    """The standard MPII crop as a box: center moved 15 x scale px down, side 1.25 x scale x 200."""
+def mpii_box(person: MpiiPerson, aspect_ratio: float = 1.0) -> np.ndarray:
+    """The standard MPII crop as a box: center moved 15 x scale px down, side 1.25 x scale x 200,
+    narrowed (or flattened) to a model's `aspect_ratio` (w/h). MPII's scale is the person's
+    height / 200, so a 3:4 model keeps the crop's height and the person their usual size in it;
+    widening the square instead would shrink them by a quarter (PCKh 82 against 88 for the
+    shipped 256x192 model on mpii-tiny)."""
     cx, cy = person.center
     cy = cy + 15 * person.scale
-    half = person.scale * 1.25 * 200 / 2
-    return np.array([cx - half, cy - half, cx + half, cy + half])
+    side = person.scale * 1.25 * 200
+    half_w, half_h = side * min(aspect_ratio, 1.0) / 2, side / max(aspect_ratio, 1.0) / 2
+    return np.array([cx - half_w, cy - half_h, cx + half_w, cy + half_h])

@@ -162,10 +162,78 @@ def test_cli_full_coco_run_with_detections(tmp_path: Path, random_checkpoint: Pa
     assert preds and all(len(p["keypoints"]) == 51 for p in preds)
 
 
-def test_cli_mpii_needs_a_16_keypoint_model(random_checkpoint: Path) -> None:
+def _coco_from_mpii(joints: np.ndarray) -> np.ndarray:
+    """COCO keypoints (N, 17, 2) holding MPII joints at the places `as_mpii` reads them from."""
+    out = np.zeros((len(joints), 17, 2))
+    for joint, sources in mpii.FROM_COCO.items():
+        if len(sources) == 1:
+            out[:, sources[0]] = joints[:, joint]
+    return out
+
+
+def test_a_coco_model_is_scored_on_the_mpii_joints_it_has() -> None:
+    ann = shared_path("mpii-tiny", "test_mpii.json")
+    people = load_mpii(ann, ann.parent)
+    gt = np.stack([p.joints for p in people])
+    mapped = mpii.as_mpii(_coco_from_mpii(gt), COCO)
+    limbs = [j for j, sources in mpii.FROM_COCO.items() if len(sources) == 1]
+    assert np.allclose(mapped[:, limbs], gt[:, limbs])
+    assert np.allclose(mapped[:, 6], (gt[:, 2] + gt[:, 3]) / 2)  # pelvis: midpoint of the hips
+    assert np.allclose(mapped[:, 7], (gt[:, 12] + gt[:, 13]) / 2)  # thorax: of the shoulders
+    assert np.isnan(mapped[:, [8, 9]]).all()  # COCO has no upper neck or head top
+    joints = mpii.mpii_joints(COCO)
+    result = mpii.pckh(mapped, people, joints=joints)
+    assert "Head" not in result and result["Mean"] == pytest.approx(100.0)
+    # one person missed (NaN): their visible mean joints count as wrong, not as unscored
+    mapped[0] = np.nan
+    counted = [sum(p.visible[j] > 0 for j in mpii.MEAN_JOINTS if j in joints) for p in people]
+    assert mpii.pckh(mapped, people, joints=joints)["Mean"] == pytest.approx(100 * (1 - counted[0] / sum(counted)))
+
+
+def test_mpii_needs_mpii_or_coco_keypoints() -> None:
+    from greitpose.keypoints import MPII, generic
+
+    assert mpii.mpii_joints(MPII) == tuple(range(16))
+    with pytest.raises(GreitposeError, match="MPII needs an MPII .16. or COCO .17. keypoint model"):
+        mpii.mpii_joints(generic(17))
+
+
+def test_mpii_crop_keeps_its_height_at_a_narrower_aspect() -> None:
+    from greitpose.datasets import MpiiPerson, mpii_box
+
+    person = MpiiPerson(Path("x.jpg"), np.zeros((16, 2)), np.ones(16), np.array([100.0, 200.0]), 2.0)
+    square = mpii_box(person)
+    assert np.allclose(square, [-150, -20, 350, 480])  # side 1.25 x 2 x 200, 30 px down
+    narrow = mpii_box(person, 0.75)
+    assert np.allclose(narrow, [-87.5, -20, 287.5, 480])
+    assert np.allclose(mpii_box(person, 2.0), [-150, 105, 350, 355])
+
+
+def test_peer_person_is_the_box_around_the_annotated_center() -> None:
+    from greitpose.results import Poses
+
+    boxes = np.array([[0, 0, 100, 120], [40, 40, 60, 60], [200, 200, 300, 300]], np.float32)
+    poses = Poses(boxes, np.ones(3), np.zeros((3, 17, 2)), np.ones((3, 17)), np.ones(3))
+    assert mpii.nearest_pose(poses, np.array([52.0, 50.0])) == 1
+    assert mpii.nearest_pose(poses, np.array([10.0, 90.0])) == 0
+    assert mpii.nearest_pose(poses, np.array([150.0, 150.0])) is None
+
+
+def test_cli_mpii_with_a_coco_model_and_the_peer(tmp_path: Path, random_checkpoint: Path) -> None:
     root = shared_path("mpii-tiny")
-    result = run_cli("eval", "--dataset", "mpii", "--data-root", str(root), "--weights", str(random_checkpoint))
-    assert result.returncode != 0 and "16-keypoint model" in result.stderr
+    peer = shared_model("yolo11n-pose.pt")
+    result = run_cli("eval", "--dataset", "mpii", "--data-root", str(root), "--weights", str(random_checkpoint),
+                     "--device", "cpu", "--peer", str(peer), "--json", str(tmp_path / "m.json"),
+                     "--save-predictions", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr
+    assert "no Head" in result.stdout and "yolo11n-pose.pt (own boxes)" in result.stdout
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert "head_top" not in report["joints"] and "Head" not in report["metrics"]
+    assert report["peer"]["count"] == report["count"] == 5 and report["peer"]["missed"] == 0
+    # the peer finds and reads all five people well; a random network does not
+    assert report["peer"]["metrics"]["Mean"] > 80 > report["metrics"]["Mean"]
+    saved = json.loads((tmp_path / "p.json").read_text())  # strict JSON: no NaN for the head joints
+    assert len(saved) == 5 and saved[0]["joints"][9] is None and len(saved[0]["joints"][0]) == 2
 
 
 def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint: Path) -> None:
@@ -184,7 +252,6 @@ def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint
 
 @pytest.mark.parametrize("args, message", [
     (["--peer", "no-such-peer.pt"], "peer model no-such-peer.pt does not exist"),
-    (["--dataset", "mpii", "--peer", "x.pt"], "--peer scores COCO-format sets only"),
 ])
 def test_cli_bad_peer_is_one_line(args: list[str], message: str, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")

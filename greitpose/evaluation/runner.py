@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from rich.console import Console
 
 from greitpose.backends import Backend
 from greitpose.datasets import (
     CocoKeypoints,
+    MpiiPerson,
     check_image_files,
     find_coco_files,
     load_coco,
@@ -21,6 +23,7 @@ from greitpose.datasets import (
 from greitpose.downloads import locate_dataset
 from greitpose.errors import GreitposeError
 from greitpose.evaluation import coco, mpii
+from greitpose.keypoints import COCO, MPII, generic
 from greitpose.pose import TopDown
 from greitpose.progress import progress_bar
 from greitpose.writers import JsonArray, write_json
@@ -130,12 +133,9 @@ def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
                       {"boxes": f"{peer.name}'s own", "annotations": str(ann), "predictions": len(predictions)})
 
 
-def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = None,
-                  images: Path | None = None, flip: bool = True, limit: int | None = None,
-                  threshold: float = 0.5, save_predictions: Path | None = None,
-                  console: Console | None = None, decode: str = "quarter") -> EvalResult:
-    """MPII PCKh@threshold of `backend` on an MPII json set."""
-    console = console or Console(stderr=True)
+def _mpii_set(data_root: Path | None, ann: Path | None, images: Path | None,
+              limit: int | None) -> tuple[Path, list[MpiiPerson]]:
+    """The annotation file and its people (the first `limit`), every image checked readable."""
     if ann is None:
         data_root = data_root or locate_dataset("mpii")
         found = [p for p in (data_root / "annotations" / "valid.json", data_root / "valid.json",
@@ -148,13 +148,52 @@ def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = N
     people = load_mpii(ann, image_dir)[: limit or None]
     if not people:
         raise GreitposeError(f"{ann} lists no people")
+    return ann, people
+
+
+def _mpii_result(preds: np.ndarray, people: list[MpiiPerson], joints: tuple[int, ...], threshold: float,
+                 extra: dict[str, Any]) -> EvalResult:
+    metrics = mpii.pckh(preds, people, threshold, joints)
+    skipped = int(metrics.pop("skipped"))
+    return EvalResult("mpii", metrics, len(people),
+                      {"threshold": threshold, "skipped_no_head_size": skipped,
+                       "joints": [MPII.names[j] for j in joints], **extra})
+
+
+def evaluate_mpii(backend: Backend, data_root: Path | None, ann: Path | None = None,
+                  images: Path | None = None, flip: bool = True, limit: int | None = None,
+                  threshold: float = 0.5, save_predictions: Path | None = None,
+                  console: Console | None = None, decode: str = "quarter") -> EvalResult:
+    """MPII PCKh@threshold of `backend` (an MPII or COCO keypoint model) on an MPII json set."""
+    console = console or Console(stderr=True)
+    joints = mpii.mpii_joints(backend.keypoints)  # before any image is read
+    ann, people = _mpii_set(data_root, ann, images, limit)
     topdown = TopDown(backend, flip=flip, decode=decode)
     with _progress(console, "MPII eval", len(people)) as advance:
         preds = mpii.predict(people, topdown, advance=advance)
-    metrics = mpii.pckh(preds, people, threshold)
-    skipped = int(metrics.pop("skipped"))
     if save_predictions:
-        write_json(save_predictions, [{"image": p.image.name, "joints": (k + 1).round(2).tolist()}
-                                      for p, k in zip(people, preds)])
-    return EvalResult("mpii", metrics, len(people), {"threshold": threshold, "skipped_no_head_size": skipped,
-                                                     "annotations": str(ann), "flip": flip, "decode": decode})
+        write_json(save_predictions, [
+            {"image": p.image.name,
+             "joints": [None if np.isnan(j).any() else (j + 1).round(2).tolist() for j in k]}
+            for p, k in zip(people, preds)])
+    return _mpii_result(preds, people, joints, threshold,
+                        {"annotations": str(ann), "flip": flip, "decode": decode})
+
+
+def evaluate_peer_mpii(peer: Path, data_root: Path | None, ann: Path | None = None,
+                       images: Path | None = None, limit: int | None = None, threshold: float = 0.5,
+                       size: int = 640, console: Console | None = None) -> EvalResult:
+    """MPII PCKh of a one-stage YOLO pose model on the same people: whole images, each annotated
+    person matched to the detected person whose box holds its center (a miss scores 0)."""
+    from greitpose.peer import peer_poses
+
+    console = console or Console(stderr=True)
+    estimate, count = peer_poses(peer, size)
+    keypoints = COCO if count == COCO.num_keypoints else generic(count)
+    joints = mpii.mpii_joints(keypoints)
+    ann, people = _mpii_set(data_root, ann, images, limit)
+    with _progress(console, f"MPII eval ({peer.name}, whole images)", len(people)) as advance:
+        preds = mpii.predict_whole_images(people, estimate, keypoints, advance)
+    missed = int(np.isnan(preds).all(axis=(1, 2)).sum())
+    return _mpii_result(preds, people, joints, threshold,
+                        {"boxes": f"{peer.name}'s own", "annotations": str(ann), "missed": missed})

@@ -81,7 +81,7 @@ def mpii_samples(ann: Path, images: Path, input_size: tuple[int, int]) -> tuple[
     h, w = input_size
     samples = []
     for p in load_mpii(ann, images):
-        center, scale = codec.boxes_to_center_scale(mpii_box(p)[None], w / h, padding=1.0)
+        center, scale = codec.boxes_to_center_scale(mpii_box(p, w / h)[None], w / h, padding=1.0)
         samples.append(Sample(p.image, p.joints, (p.visible > 0).astype(np.float32), center[0], scale[0]))
     return samples, MPII
 
