@@ -96,6 +96,13 @@ def pckh(predictions: np.ndarray, people: Sequence[MpiiPerson], threshold: float
     return result
 
 
+def _read(path: Path) -> np.ndarray:
+    image = read_image(path)
+    if image is None:
+        raise GreitposeError(f"cannot read image {path}")
+    return image
+
+
 def predict(people: Sequence[MpiiPerson], topdown: TopDown, batch: int = 16,
             advance: Callable[[int], None] | None = None) -> np.ndarray:
     """(N, 16, 2) MPII joints (`as_mpii`) from the standard MPII crops (`mpii_box` at the model's
@@ -107,17 +114,12 @@ def predict(people: Sequence[MpiiPerson], topdown: TopDown, batch: int = 16,
     out = []
     for start in range(0, len(people), batch):
         chunk = people[start:start + batch]
-        images = []
-        for p in chunk:
-            image = read_image(p.image)
-            if image is None:
-                raise GreitposeError(f"cannot read image {p.image}")
-            images.append(image)
+        images = [_read(p.image) for p in chunk]
         dets = [Detections(mpii_box(p, aspect)[None].astype(np.float32), np.ones(1, np.float32)) for p in chunk]
-        out.extend(as_mpii(poses.keypoints[:1], keypoints)[0] for poses in topdown(images, dets, padding=1.0))
+        out.extend(poses.keypoints[0] for poses in topdown(images, dets, padding=1.0))
         if advance:
             advance(len(chunk))
-    return np.stack(out) if out else np.zeros((0, 16, 2))
+    return as_mpii(np.stack(out) if out else np.zeros((0, keypoints.num_keypoints, 2)), keypoints)
 
 
 def nearest_pose(poses: Poses, center: np.ndarray) -> int | None:
@@ -141,10 +143,7 @@ def predict_whole_images(people: Sequence[MpiiPerson], estimate: Callable[[np.nd
     for i, p in enumerate(people):
         by_image.setdefault(p.image, []).append(i)
     for path, members in by_image.items():
-        image = read_image(path)
-        if image is None:
-            raise GreitposeError(f"cannot read image {path}")
-        poses = estimate(image)
+        poses = estimate(_read(path))
         for i in members:
             found = nearest_pose(poses, people[i].center)
             if found is not None:
