@@ -317,6 +317,9 @@ def evaluate(
     set_offline(offline)
     if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
         raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
+    if dataset == "mpii" and (boxes is not None or detector is not None):
+        raise GreitposeError("--boxes and --detector are for COCO sets; MPII crops come from each "
+                             "person's annotated center and scale")
     for given in (boxes, ann):
         if given is not None and not given.is_file():
             raise GreitposeError(f"{given} does not exist")

@@ -252,8 +252,9 @@ def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint
 
 @pytest.mark.parametrize("args, message", [
     (["--peer", "no-such-peer.pt"], "peer model no-such-peer.pt does not exist"),
+    (["--dataset", "mpii", "--detector", "yolo11n.pt"], "--boxes and --detector are for COCO sets"),
 ])
-def test_cli_bad_peer_is_one_line(args: list[str], message: str, random_checkpoint: Path) -> None:
+def test_cli_bad_peer_or_box_option_is_one_line(args: list[str], message: str, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")
     result = run_cli("eval", "--data-root", str(root), "--weights", str(random_checkpoint), *args)
     assert result.returncode != 0 and "Traceback" not in result.stderr
