@@ -135,7 +135,7 @@ def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
 
 def _mpii_set(data_root: Path | None, ann: Path | None, images: Path | None,
               limit: int | None) -> tuple[Path, list[MpiiPerson]]:
-    """The annotation file and its people (the first `limit`), every image checked readable."""
+    """The annotation file and its people (the first `limit`), every image checked to exist."""
     if ann is None:
         data_root = data_root or locate_dataset("mpii")
         found = [p for p in (data_root / "annotations" / "valid.json", data_root / "valid.json",
