@@ -571,6 +571,7 @@ def train(
     shift: Annotated[Optional[float], _opt("Crop centre jitter, fraction of the crop, 0 to 0.45 (default 0).")] = None,
     occlusion: Annotated[Optional[float], _opt("Probability of a random occluding block, 0 to 1 (default 0).")] = None,
     paste: Annotated[Optional[float], _opt("Probability of another training person pasted beside and partly over the crop's own (crowds), 0 to 1 (default 0).")] = None,
+    photometric: Annotated[Optional[float], _opt("Probability of random brightness, contrast and saturation (a quarter of those also slightly blurred), 0 to 1 (default 0).")] = None,
     amp: Annotated[Optional[str], _opt("auto, bf16, fp16 or off (CUDA only).")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,
     clip_grad: Annotated[Optional[float], _opt("Max gradient norm (0: off).")] = None,

@@ -67,6 +67,7 @@ RANGES: dict[str, Range] = {
     "shift": Range(0.0, 0.45),
     "occlusion": Range(0.0, 1.0),
     "paste": Range(0.0, 1.0),
+    "photometric": Range(0.0, 1.0),
     # teacher labels
     "teacher_size": Range(64, 4096, 32),
     "zoom_size": Range(0, 4096, 32),

@@ -221,6 +221,7 @@ def test_offline_detector_and_foreign_models_are_refused(tmp_path: Path) -> None
     (["--ema", "1.5"], "--ema must be 0 to 0.999999"),
     (["--occlusion", "2"], "--occlusion must be 0 to 1"),
     (["--paste", "-0.5"], "--paste must be 0 to 1"),
+    (["--photometric", "1.5"], "--photometric must be 0 to 1"),
     (["--source-weights", "lspet"], "is not NAME=WEIGHT"),
 ])
 def test_bad_training_settings_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

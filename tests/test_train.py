@@ -275,6 +275,24 @@ def test_occlusion_covers_one_block_and_keeps_targets(tmp_path: Path) -> None:
     _assert_same_targets_other_crop(tmp_path, occlusion=1.0)
 
 
+def test_photometric_jitter_keeps_pixel_range_and_targets(tmp_path: Path) -> None:
+    from greitpose.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from greitpose.train.photometric import jitter
+
+    rng = np.random.default_rng(0)
+    mean, std = np.array(IMAGENET_MEAN)[:, None, None], np.array(IMAGENET_STD)[:, None, None]
+    rgb = rng.uniform(0, 255, (3, 64, 48)).astype(np.float32)
+    changes = []
+    for _ in range(20):
+        crop = ((rgb - mean) / std).astype(np.float32)
+        jitter(crop, IMAGENET_MEAN, IMAGENET_STD, rng)
+        back = crop * std + mean
+        assert crop.dtype == np.float32 and -1e-3 <= back.min() and back.max() <= 255 + 1e-3  # still a picture
+        changes.append(np.abs(back - rgb).mean())
+    assert min(changes) > 0.5  # every call changes the picture
+    _assert_same_targets_other_crop(tmp_path, photometric=1.0)
+
+
 def test_pasted_distractor_keeps_targets_and_stays_inside_its_ellipse(tmp_path: Path) -> None:
     from greitpose.train import distractors
 

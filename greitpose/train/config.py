@@ -49,6 +49,7 @@ class TrainConfig:
     shift: float = 0.0  # crop centre jitter, fraction of the crop
     occlusion: float = 0.0  # probability of a random occluding block
     paste: float = 0.0  # probability of a distractor person pasted beside the crop's own
+    photometric: float = 0.0  # probability of colour and sharpness changes
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
@@ -82,7 +83,7 @@ class TrainConfig:
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
             "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "minutes", "log_every", "shift",
-            "occlusion", "paste")})
+            "occlusion", "paste", "photometric")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Training samples and their augmentation (rotation, scale, flip with pair swap, half-body,
-crop shift, occluding blocks, pasted distractor people),
+crop shift, occluding blocks, pasted distractor people, colour and sharpness),
 decoded in DataLoader workers. Every sample's randomness comes from (seed, epoch, index), so
 a run is reproducible whatever the number of workers and when resumed."""
 
@@ -20,7 +20,7 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import MPII, KeypointSet
 from greitpose.pose import crop_people, warp_crops
 from greitpose.sources import read_image
-from greitpose.train import distractors
+from greitpose.train import distractors, photometric
 
 if TYPE_CHECKING:
     from greitpose.train.config import TrainConfig
@@ -46,6 +46,7 @@ class Augment:
     shift: float = 0.0  # crop centre moved by up to this fraction of the crop (detector-like boxes)
     occlusion: float = 0.0  # probability of a random grey-noise block over part of the crop
     paste: float = 0.0  # probability of another training person pasted beside the crop's own
+    photometric: float = 0.0  # probability of colour and sharpness changes (photometric.jitter)
 
 
 def clipped_box(annotation: dict, width: float, height: float) -> np.ndarray | None:
@@ -181,6 +182,8 @@ class TopDownDataset(Dataset):
                            self.std, rotation)[0]
         if aug is not None and aug.paste and rng.random() < aug.paste:
             distractors.paste(crop, *self._distractor(index, rng), rng)
+        if aug is not None and aug.photometric and rng.random() < aug.photometric:
+            photometric.jitter(crop, self.mean, self.std, rng)
         if aug is not None and aug.occlusion and rng.random() < aug.occlusion:
             occlude(crop, rng)
         hm = codec.image_to_heatmap(joints[None], center[None], scale[None], (w, h), (w // 4, h // 4), rotation)
@@ -205,5 +208,6 @@ def configured_dataset(config: TrainConfig, samples: list[Sample], keypoints: Ke
     if config.augment:
         half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
         augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
-                          occlusion=config.occlusion, paste=config.paste)
+                          occlusion=config.occlusion, paste=config.paste,
+                          photometric=config.photometric)
     return TopDownDataset(samples, keypoints, input_size, mean, std, config.sigma, augment, config.seed)
