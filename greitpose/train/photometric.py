@@ -30,13 +30,12 @@ def jitter(crop: np.ndarray, mean: Sequence[float], std: Sequence[float], rng: n
     s = np.asarray(std, np.float32)[:, None, None]
     rgb = crop * s + m
     for step in rng.permutation(3):
-        gray = np.tensordot(LUMA, rgb, axes=1)
         if step == 0:
             rgb += np.float32(rng.uniform(-BRIGHTNESS, BRIGHTNESS))
-        elif step == 1:
-            rgb = gray.mean() + (rgb - gray.mean()) * np.float32(rng.uniform(*CONTRAST))
         else:
-            rgb = gray + (rgb - gray) * np.float32(rng.uniform(*SATURATION))
+            gray = np.tensordot(LUMA, rgb, axes=1)
+            pivot = gray.mean() if step == 1 else gray
+            rgb = pivot + (rgb - pivot) * np.float32(rng.uniform(*(CONTRAST if step == 1 else SATURATION)))
         np.clip(rgb, 0.0, 255.0, out=rgb)
     if rng.random() < BLUR_SHARE:
         sigma = float(rng.uniform(*BLUR_SIGMA))
