@@ -21,7 +21,7 @@ from greitpose.checkpoint import PoseModel
 from greitpose.detect import GivenBoxes
 from greitpose.estimator import PoseEstimator
 from greitpose.export import export_onnx, sample_crops
-from greitpose.models import get_config
+from greitpose.models import ModelConfig, get_config
 from greitpose.models.layers import LKA
 from greitpose.results import Detections
 from greitpose.sources import open_source
@@ -32,12 +32,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def realistic_model(name: str, input_size: tuple[int, int], seed: int = 0) -> PoseModel:
+def realistic_model(config: ModelConfig, seed: int = 0) -> PoseModel:
     """A model with default-initialised convs, BatchNorm statistics from synthetic crops and
     heatmaps peaking near 1, so activations have the magnitudes of a trained model (tiny ones
     turn into slow denormals on CPUs; huge ones make fp32 comparisons meaningless)."""
     torch.manual_seed(seed)
-    model = checkpoint.new_model(get_config(name, input_size=input_size))
+    model = checkpoint.new_model(config)
     for m in model.network.modules():
         if isinstance(m, torch.nn.Conv2d):
             m.reset_parameters()
@@ -166,7 +166,7 @@ def run(models: list[str], batches: list[int], backends: list[str], device: str 
         clip = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(frames)]
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
-            model = realistic_model(name, input_size)
+            model = realistic_model(get_config(name, input_size=input_size))
             crops = sample_crops(model, None, count=max(batches), seed=1)
             for bname, backend in _backends(model, backends, dev, Path(tmp), threads).items():
                 for batch in batches:

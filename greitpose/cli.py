@@ -422,7 +422,9 @@ def export(
         out.print(str(target))
         if int8:
             q_path = target.with_name(target.stem + "-int8.onnx")
-            quantize_int8(target, q_path, sample_crops(pose, images, count=32, seed=1))
+            console.print("int8: calibrating on 32 crops and quantizing (a minute or more on a CPU)")
+            with console.status("quantizing"):
+                quantize_int8(target, q_path, sample_crops(pose, images, count=32, seed=1))
             q = parity_check(pose, q_path, crops)
             console.print(f"int8 accuracy change on {q.describe()}", highlight=False)
             out.print(str(q_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,23 @@ from greitpose.backends import OnnxBackend, load_backend
 from greitpose.errors import GreitposeError
 from greitpose.benchmark import realistic_model
 from greitpose.export import export_onnx, parity_check, sample_crops
+from greitpose.models import ModelConfig, get_config
 
 from conftest import DATA, run_cli, shared_model
+
+
+def small_config() -> ModelConfig:
+    """greit-hrnet-18's layers with one module per stage at 128x96: two fifths of the graph,
+    for checks of export paths whose cost grows with the graph (onnxruntime's int8 quantizer
+    edits it in time quadratic in its nodes: about 90 s for the full network on two cores)."""
+    return replace(get_config("greit-hrnet-18", input_size=(128, 96)), stage_modules=(1, 1, 1))
 
 
 @pytest.fixture(scope="module")
 def trained_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A greit-hrnet-18 checkpoint with realistic activations (random weights give ~0 heatmaps)."""
     path = tmp_path_factory.mktemp("w") / "g18.pt"
-    return checkpoint.save(realistic_model("greit-hrnet-18", (256, 192)), path)
+    return checkpoint.save(realistic_model(get_config("greit-hrnet-18")), path)
 
 
 def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_like: Path) -> None:
@@ -49,7 +58,7 @@ def test_cli_export_passes_parity_and_records_metadata(tmp_path: Path, trained_l
 
 @pytest.mark.slow
 def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
-    model = realistic_model("greit-hrnet-30", (256, 192))
+    model = realistic_model(get_config("greit-hrnet-30"))
     path = export_onnx(model, tmp_path / "g30.onnx", batch=4)
     parity = parity_check(model, path, sample_crops(model, None, count=4))
     assert parity.max_heatmap_diff <= 1e-4
@@ -57,15 +66,17 @@ def test_greit_hrnet_30_parity(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_int8_quantization_reports_its_accuracy_change(tmp_path: Path, trained_like: Path) -> None:
-    result = run_cli("export", "--onnx", "--weights", str(trained_like), "--out", str(tmp_path / "m.onnx"),
+def test_int8_quantization_reports_its_accuracy_change(tmp_path: Path) -> None:
+    config = small_config()
+    small = checkpoint.save(realistic_model(config), tmp_path / "small.pt")
+    result = run_cli("export", "--onnx", "--weights", str(small), "--out", str(tmp_path / "m.onnx"),
                      "--int8", "--batch", "2")
     assert result.returncode == 0, result.stderr
     assert "int8 accuracy change" in result.stderr
     assert (tmp_path / "m-int8.onnx").is_file()
     q = OnnxBackend(tmp_path / "m-int8.onnx")
-    assert q.config.name == "greit-hrnet-18" and q.fixed_batch == 2
-    assert q(np.zeros((3, 3, 256, 192), np.float32)).shape == (3, 17, 64, 48)  # fed as 2 + padded 1
+    assert q.config == config and q.fixed_batch == 2
+    assert q(np.zeros((3, 3, 128, 96), np.float32)).shape == (3, 17, 32, 24)  # fed as 2 + padded 1
 
 
 def test_onnx_backend_matches_torch_in_the_pipeline(tmp_path: Path, trained_like: Path) -> None:
@@ -106,7 +117,7 @@ def test_auto_backend_runs_a_checkpoint_on_its_cached_onnx_export(tmp_path: Path
     torch_out = load_backend(trained_like, "torch", device="cpu")(crops)
     assert np.abs(again(crops) - torch_out).max() <= 1e-4
     # another checkpoint (other bytes) gets its own export; one that fails the check stays on torch
-    other = checkpoint.save(realistic_model("greit-hrnet-18", (256, 192), seed=1), tmp_path / "other.pt")
+    other = checkpoint.save(realistic_model(small_config(), seed=1), tmp_path / "other.pt")
     assert onnx_cache.cached_path(other) != cached
     monkeypatch.setattr(onnx_cache, "PARITY_TOLERANCE", -1.0)
     assert isinstance(load_backend(other, device="cpu"), TorchBackend)
