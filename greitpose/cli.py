@@ -422,9 +422,10 @@ def export(
         out.print(str(target))
         if int8:
             q_path = target.with_name(target.stem + "-int8.onnx")
-            console.print("int8: calibrating on 32 crops and quantizing (a minute or more on a CPU)")
+            calibration = sample_crops(pose, images, count=32, seed=1)
+            console.print(f"int8: calibrating on {len(calibration)} crops and quantizing (a minute or more on a CPU)")
             with console.status("quantizing"):
-                quantize_int8(target, q_path, sample_crops(pose, images, count=32, seed=1))
+                quantize_int8(target, q_path, calibration)
             q = parity_check(pose, q_path, crops)
             console.print(f"int8 accuracy change on {q.describe()}", highlight=False)
             out.print(str(q_path))
