@@ -50,6 +50,7 @@ class TrainConfig:
     occlusion: float = 0.0  # probability of a random occluding block
     paste: float = 0.0  # probability of a distractor person pasted beside the crop's own
     photometric: float = 0.0  # probability of colour and sharpness changes
+    free_sides: str = ""  # sources whose limbs' left/right labels are not trusted (train/side_free.py)
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)

@@ -27,6 +27,7 @@ from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, parse_source_weights, save_config
 from greitpose.train.data import Sample, configured_dataset, configured_samples
+from greitpose.train.side_free import free_side_samples, side_free_mse
 from greitpose.train.time_budget import TimeBudget
 from greitpose.writers import ensure_writable
 
@@ -151,6 +152,7 @@ class Trainer:
                                                      keypoints)
         self.data = configured_dataset(config, samples, keypoints, size, self.model.mean, self.model.std)
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
+        self.free_sides, self.side_perms = free_side_samples(samples, keypoints, config.free_sides)
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.planned_steps = self.steps_per_epoch * config.epochs
         self.total_steps = self.planned_steps  # the schedule's end; --minutes may bring it forward
@@ -248,14 +250,17 @@ class Trainer:
             with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def _step(self, crops: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> float:
+    def _step(self, crops: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+              free: torch.Tensor | None) -> float:
         crops = crops.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
         target, weight = target.to(self.device, non_blocking=True), weight.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            loss = weighted_mse(self.net(crops), target, weight)
+            pred = self.net(crops)
+            loss = weighted_mse(pred, target, weight) if free is None else \
+                side_free_mse(pred, target, weight, free.to(self.device), self.side_perms.to(self.device))
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.clip_grad:
@@ -298,8 +303,10 @@ class Trainer:
                 keys.order = [epoch * len(self.data) + i for i in order]
                 self.net.train()
                 started, seen = time.perf_counter(), 0
-                for crops, target, weight in loader:
-                    loss = self._step(crops, target, weight)
+                for batch, (crops, target, weight) in enumerate(loader):
+                    free = None if self.free_sides is None else \
+                        self.free_sides[order[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]]
+                    loss = self._step(crops, target, weight, free)
                     self.state.step += 1
                     seen += len(crops) * world.size
                     if self.state.step % cfg.log_every == 0 or self.state.step == self._limit():
