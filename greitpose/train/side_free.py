@@ -1,13 +1,13 @@
 """A loss for labels whose left and right cannot be trusted.
 
-Leeds Sports Pose Extended was labelled by crowd workers, and part of its people have their
-limbs' sides given as seen from the camera rather than from the person (the arms, the legs or
-both). A heatmap loss that takes such labels at their word teaches a network that left and
-right are interchangeable: its left and right maps both light up and the decoded joints land
-on one limb or swap. For samples from sources named in `--free-sides`, the loss scores the
-prediction against the label with each limb group's sides as given or exchanged and keeps the
-best: those samples still teach where the joints are, and the sources with trustworthy sides
-(human portraits, teacher labels) teach which is which.
+Training sets that mix conventions (crowd-sourced labels that give some people's sides as seen
+from the camera rather than from the person, for the arms, the legs or both) teach a network
+that left and right are interchangeable when the loss takes them at their word. For samples
+from sources named in `--free-sides`, the loss scores the prediction against the label with
+each limb group's sides as given or exchanged and keeps the best: those samples still teach
+where the joints are, and the other sources teach which side is which. On the training pool's
+sports photos it measured worse than trusting the labels (docs/training.md), so the pool's
+recipe does not use it.
 """
 
 from __future__ import annotations
