@@ -152,7 +152,8 @@ class Trainer:
                                                      keypoints)
         self.data = configured_dataset(config, samples, keypoints, size, self.model.mean, self.model.std)
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
-        self.free_sides, self.side_perms = free_side_samples(samples, keypoints, config.free_sides)
+        self.free_sides, perms = free_side_samples(samples, keypoints, config.free_sides)
+        self.side_perms = None if perms is None else perms.to(self.device)  # once, not every step
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.planned_steps = self.steps_per_epoch * config.epochs
         self.total_steps = self.planned_steps  # the schedule's end; --minutes may bring it forward
@@ -260,7 +261,7 @@ class Trainer:
                             enabled=self.amp_dtype is not None):
             pred = self.net(crops)
             loss = weighted_mse(pred, target, weight) if free is None else \
-                side_free_mse(pred, target, weight, free.to(self.device), self.side_perms.to(self.device))
+                side_free_mse(pred, target, weight, free.to(self.device), self.side_perms)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.clip_grad:
