@@ -13,7 +13,8 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import COCO, MPII
 from greitpose.train.config import resolve
 from greitpose.train.data import Sample
-from greitpose.train.loop import Trainer, weighted_mse
+from greitpose.train.loop import Trainer
+from greitpose.train.losses import weighted_mse
 from greitpose.train.side_free import free_side_samples, side_assignments, side_free_mse
 
 from conftest import run_cli

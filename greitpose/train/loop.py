@@ -27,6 +27,7 @@ from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, parse_source_weights, save_config
 from greitpose.train.data import Sample, configured_dataset, configured_samples
+from greitpose.train.losses import weighted_mse
 from greitpose.train.side_free import free_side_samples, side_free_mse
 from greitpose.train.time_budget import TimeBudget
 from greitpose.writers import ensure_writable
@@ -36,12 +37,6 @@ STATE_FILE = "state.pt"
 #: which dominates runs whose epochs last a step or two (small sets); the run's end and
 #: --save-every-steps always write
 EPOCH_SAVE_INTERVAL_S = 60.0
-
-
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """MSE over heatmaps, each keypoint's map weighted by its target weight (0 = unlabelled)."""
-    w = weight[:, :, None, None]
-    return 0.5 * ((pred.float() * w - target * w) ** 2).mean()
 
 
 def lr_factor(step: int, total: int, config: TrainConfig, steps_per_epoch: int) -> float:

@@ -17,6 +17,7 @@ import torch
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
 from greitpose.train.data import Sample
+from greitpose.train.losses import per_sample_mse
 
 #: COCO's limb groups whose sides a label may give exchanged: (left, right) index pairs
 COCO_ARMS = ((5, 6), (7, 8), (9, 10))  # shoulders, elbows, wrists
@@ -45,14 +46,9 @@ def side_assignments(keypoints: KeypointSet) -> torch.Tensor:
 
 def side_free_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, free: torch.Tensor,
                   perms: torch.Tensor) -> torch.Tensor:
-    """The weighted heatmap MSE (train.loop.weighted_mse), where a sample with `free` set is
+    """The weighted heatmap MSE (train.losses.weighted_mse), where a sample with `free` set is
     scored against the best of its label's side assignments `perms` (first: as given)."""
-    pred = pred.float()
-    per_sample = []
-    for perm in perms:
-        w = weight[:, perm, None, None]
-        per_sample.append(0.5 * ((pred * w - target[:, perm] * w) ** 2).mean(dim=(1, 2, 3)))
-    losses = torch.stack(per_sample, dim=1)
+    losses = torch.stack([per_sample_mse(pred, target[:, perm], weight[:, perm]) for perm in perms], dim=1)
     return torch.where(free, losses.min(dim=1).values, losses[:, 0]).mean()
 
 
