@@ -575,6 +575,7 @@ def train(
     occlusion: Annotated[Optional[float], _opt("Probability of a random occluding block, 0 to 1 (default 0).")] = None,
     paste: Annotated[Optional[float], _opt("Probability of another training person pasted beside and partly over the crop's own (crowds), 0 to 1 (default 0).")] = None,
     photometric: Annotated[Optional[float], _opt("Probability of random brightness, contrast and saturation (a quarter of those also slightly blurred), 0 to 1 (default 0).")] = None,
+    truncate: Annotated[Optional[float], _opt("Probability of the person cut off by the photo's edge (the box shrunk to the part in view, the joints past the edge unlabelled, as COCO's people at the frame), 0 to 1 (default 0).")] = None,
     free_sides: Annotated[Optional[str], _opt("Annotation sources whose left/right limb labels are not trusted, 'a,b': the loss takes the label's best side assignment for them (COCO keypoints; docs/training.md).")] = None,
     amp: Annotated[Optional[str], _opt("auto, bf16, fp16 or off (CUDA only).")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,

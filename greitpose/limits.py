@@ -68,6 +68,7 @@ RANGES: dict[str, Range] = {
     "occlusion": Range(0.0, 1.0),
     "paste": Range(0.0, 1.0),
     "photometric": Range(0.0, 1.0),
+    "truncate": Range(0.0, 1.0),
     # teacher labels
     "teacher_size": Range(64, 4096, 32),
     "zoom_size": Range(0, 4096, 32),

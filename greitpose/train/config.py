@@ -50,6 +50,7 @@ class TrainConfig:
     occlusion: float = 0.0  # probability of a random occluding block
     paste: float = 0.0  # probability of a distractor person pasted beside the crop's own
     photometric: float = 0.0  # probability of colour and sharpness changes
+    truncate: float = 0.0  # probability of the person cut off by the photo's edge (train/truncation.py)
     free_sides: str = ""  # sources whose limbs' left/right labels are not trusted (train/side_free.py)
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
@@ -84,7 +85,7 @@ class TrainConfig:
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
             "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "minutes", "log_every", "shift",
-            "occlusion", "paste", "photometric")})
+            "occlusion", "paste", "photometric", "truncate")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:

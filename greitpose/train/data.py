@@ -1,5 +1,6 @@
 """Training samples and their augmentation (rotation, scale, flip with pair swap, half-body,
-crop shift, occluding blocks, pasted distractor people, colour and sharpness),
+crop shift, occluding blocks, pasted distractor people, colour and sharpness, people cut off by
+the photo's edge),
 decoded in DataLoader workers. Every sample's randomness comes from (seed, epoch, index), so
 a run is reproducible whatever the number of workers and when resumed."""
 
@@ -20,7 +21,7 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import MPII, KeypointSet
 from greitpose.pose import crop_people, warp_crops
 from greitpose.sources import read_image
-from greitpose.train import distractors, photometric
+from greitpose.train import distractors, photometric, truncation
 
 if TYPE_CHECKING:
     from greitpose.train.config import TrainConfig
@@ -34,6 +35,7 @@ class Sample:
     center: np.ndarray  # (2,)
     scale: np.ndarray  # (2,) crop size in image px (aspect and padding applied)
     source: str = ""  # the annotation's "source" field, for per-source sampling weights
+    box: np.ndarray | None = None  # (4,) x1, y1, x2, y2 as annotated and clipped (truncation)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Augment:
     occlusion: float = 0.0  # probability of a random grey-noise block over part of the crop
     paste: float = 0.0  # probability of another training person pasted beside the crop's own
     photometric: float = 0.0  # probability of colour and sharpness changes (photometric.jitter)
+    truncate: float = 0.0  # probability of the person cut off by the photo's edge (truncation.truncate)
 
 
 def clipped_box(annotation: dict, width: float, height: float) -> np.ndarray | None:
@@ -73,7 +76,7 @@ def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
             k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
             center, scale = codec.boxes_to_center_scale(box[None], w / h)
             samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0],
-                                  str(a.get("source", ""))))
+                                  str(a.get("source", "")), box))
     return samples, ds.keypoints
 
 
@@ -162,6 +165,10 @@ class TopDownDataset(Dataset):
         aug = self.augment
         if aug is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
+            if aug.truncate and rng.random() < aug.truncate:
+                cut = truncation.truncate(image, joints, visible, s.box, self.input_size[1] / self.input_size[0], rng)
+                if cut is not None:
+                    image, visible, center, scale = cut
             if aug.half_body_prob and visible.sum() > 8 and rng.random() < aug.half_body_prob:
                 half = self._half_body(joints, visible, rng, aug)
                 if half is not None:
@@ -209,5 +216,5 @@ def configured_dataset(config: TrainConfig, samples: list[Sample], keypoints: Ke
         half = 0.3 if config.half_body and config.dataset == "coco" and keypoints.num_keypoints == 17 else 0.0
         augment = Augment(config.rotation, config.scale, config.flip, half, shift=config.shift,
                           occlusion=config.occlusion, paste=config.paste,
-                          photometric=config.photometric)
+                          photometric=config.photometric, truncate=config.truncate)
     return TopDownDataset(samples, keypoints, input_size, mean, std, config.sigma, augment, config.seed)
