@@ -34,22 +34,22 @@ def truncate(image: np.ndarray, joints: np.ndarray, visible: np.ndarray, box: np
     width / height. The crop box is the part of `box` in view, padded as at inference."""
     side = SIDES[int(rng.choice(len(SIDES), p=SIDE_P))]
     axis = 1 if side in ("bottom", "top") else 0
+    far = side in ("bottom", "right")  # the edge lies at the larger coordinates
     seen = visible > 0
     lo, hi = joints[seen, axis].min(initial=np.inf), joints[seen, axis].max(initial=-np.inf)
     if not hi > lo:
         return None
     keep = rng.uniform(*KEEP)
-    cut = lo + keep * (hi - lo) if side in ("bottom", "right") else hi - keep * (hi - lo)
-    beyond = joints[:, axis] > cut if side in ("bottom", "right") else joints[:, axis] < cut
+    cut = lo + keep * (hi - lo) if far else hi - keep * (hi - lo)
+    beyond = joints[:, axis] > cut if far else joints[:, axis] < cut
     kept = visible * ~beyond
     if (kept > 0).sum() < MIN_JOINTS:
         return None
     box = np.concatenate([joints[seen].min(axis=0), joints[seen].max(axis=0)]) if box is None \
         else np.array(box, np.float64)
     # pixel rows (or columns) past the line: from floor(cut) + 1 on, or before ceil(cut)
-    edge = int(np.clip(np.floor(cut) + 1 if side in ("bottom", "right") else np.ceil(cut), 0,
-                       image.shape[1 - axis]))
-    if side in ("bottom", "right"):
+    edge = int(np.clip(np.floor(cut) + 1 if far else np.ceil(cut), 0, image.shape[1 - axis]))
+    if far:
         box[2 + axis] = min(box[2 + axis], edge - 1.0)
         (image[edge:] if axis else image[:, edge:])[...] = 0
     else:
