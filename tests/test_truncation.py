@@ -57,6 +57,18 @@ def test_too_few_joints_in_view_leave_the_sample_whole() -> None:
     assert (image == 255).all()
 
 
+def test_a_cut_that_leaves_no_box_leaves_the_photo_untouched() -> None:
+    joints, visible, _ = _person()
+    thin = np.array([50.0, 30.0, 150.0, 35.0])  # wholly above any top cut through the joints
+    left_whole = 0
+    for seed in range(200):
+        image = np.full((400, 200, 3), 255, np.uint8)
+        if truncation.truncate(image, joints, visible, thin, 0.75, np.random.default_rng(seed)) is None:
+            left_whole += 1
+            assert (image == 255).all()
+    assert left_whole > 0
+
+
 def test_truncated_samples_lose_targets_only_past_the_edge(tmp_path: Path) -> None:
     from greitpose.train.data import Augment, TopDownDataset, coco_samples
 

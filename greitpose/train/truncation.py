@@ -51,11 +51,11 @@ def truncate(image: np.ndarray, joints: np.ndarray, visible: np.ndarray, box: np
     edge = int(np.clip(np.floor(cut) + 1 if far else np.ceil(cut), 0, image.shape[1 - axis]))
     if far:
         box[2 + axis] = min(box[2 + axis], edge - 1.0)
-        (image[edge:] if axis else image[:, edge:])[...] = 0
     else:
         box[axis] = max(box[axis], float(edge))
-        (image[:edge] if axis else image[:, :edge])[...] = 0
     if box[2] <= box[0] or box[3] <= box[1]:
-        return None
+        return None  # before the photo is touched: a sample left whole keeps its pixels
+    blank = (slice(edge, None) if far else slice(0, edge))
+    image[(blank, slice(None)) if axis else (slice(None), blank)] = 0
     new_center, new_scale = codec.boxes_to_center_scale(box[None], aspect)
     return image, kept.astype(visible.dtype), new_center[0], new_scale[0]
