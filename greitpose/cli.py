@@ -219,18 +219,24 @@ def label(
     kpt_conf: Annotated[float, typer.Option(help=helps("kpt_conf", "Keypoints under this stay unlabelled"))] = 0.5,
     min_keypoints: Annotated[int, typer.Option(help=helps("min_keypoints", "Fewer confident keypoints: person left out"))] = 6,
     workers: Annotated[int, typer.Option(help=helps("label_workers", "Processes reading images"))] = 1,
+    mirror_agree: Annotated[float, typer.Option(help=helps("mirror_agree", "Teacher keypoints (new and already in ANN) whose reading of the mirrored person agrees less (OKS term) become unlabelled; 0: off, 0.7 measured"))] = 0.0,
+    add: Annotated[bool, typer.Option("--add/--no-add", help="Add the people ANN leaves out (--no-add: only the --mirror-agree check).")] = True,
 ) -> None:
     """Teacher labels for the people an annotation file leaves unlabelled, as a new source
-    ('<source>-others', label 'teacher') in a new file for 'greitpose train'."""
+    ('<source>-others', label 'teacher') in a new file for 'greitpose train'; with
+    --mirror-agree, teacher keypoints that the teacher does not confirm on the mirrored
+    person lose their label."""
     from greitpose.train.teacher_labels import TeacherSettings, add_teacher_labels
 
     limits.check(teacher_size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
-                 min_keypoints=min_keypoints, label_workers=workers)
+                 min_keypoints=min_keypoints, label_workers=workers, mirror_agree=mirror_agree)
     settings = TeacherSettings(size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
-                               min_keypoints=min_keypoints)
+                               min_keypoints=min_keypoints, mirror_agree=mirror_agree, add=add)
     chosen = set(_csv(sources)) if sources else None
     counts = add_teacher_labels(ann, images, teacher, out, chosen, settings, console, workers)
-    console.print(f"{counts['images']} images read, {counts['added']} people added, "
+    checked = (f", {counts['unlabelled']} teacher keypoints of {counts['checked']} people unlabelled"
+               if mirror_agree else "")
+    console.print(f"{counts['images']} images read, {counts['added']} people added{checked}, "
                   f"{counts['annotations']} annotations -> {out}", highlight=False)
 
 

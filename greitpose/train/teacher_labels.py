@@ -7,6 +7,8 @@ stage pose model (the teacher) reads every image; the people it is sure of and t
 the labelled ones become extra annotations of a source of their own, so that training can weight
 them apart from human labels. Each person is read twice, on the whole image and on a zoomed
 square around it, keeping per keypoint the more confident reading (small people gain most).
+Optionally each teacher-labelled person is read a third time, mirrored, to take back the
+keypoints that reading does not confirm (mirror_check.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from greitpose.progress import progress_bar
 from greitpose.results import Poses
 from greitpose.sources import read_image
 from greitpose.tracking import box_iou
+from greitpose.train.mirror_check import checked, teacher_keypoints
 from greitpose.writers import ensure_writable, write_json
 
 Reader = Callable[[np.ndarray], Poses]
@@ -49,6 +52,8 @@ class TeacherSettings:
     same_oks: float = 0.3
     same_inside: float = 0.6  # or when this share of the labelled joints lies in its box
     suffix: str = "-others"  # new annotations' source: the image's source + this
+    mirror_agree: float = 0.0  # > 0: teacher keypoints the mirrored reading does not confirm are unlabelled
+    add: bool = True  # False: only the check above, no new people
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -86,17 +91,27 @@ def zoom_square(box: np.ndarray, pad: float) -> tuple[float, float, float]:
     return float(cx - side / 2), float(cy - side / 2), side
 
 
-def zoom_read(read: Reader, image: np.ndarray, box: np.ndarray, settings: TeacherSettings
-              ) -> tuple[np.ndarray, np.ndarray] | None:
+def unmirror(poses: Poses, width: float) -> Poses:
+    """A reading of a mirrored image in the plain image's terms: x back across the width
+    (the teacher's coordinates run 0..width over width pixels) and left and right exchanged."""
+    swap = COCO.flip_index()
+    boxes = np.stack([width - poses.boxes[:, 2], poses.boxes[:, 1], width - poses.boxes[:, 0], poses.boxes[:, 3]], 1)
+    keypoints = poses.keypoints[:, swap].copy()
+    keypoints[..., 0] = width - keypoints[..., 0]
+    return Poses(boxes, poses.box_scores, keypoints, poses.keypoint_scores[:, swap], poses.scores)
+
+
+def zoom_read(read: Reader, image: np.ndarray, box: np.ndarray, settings: TeacherSettings,
+              mirrored: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """The teacher's keypoints and confidences for the person in `box`, read on a square
-    around it warped to zoom_size px (grey beyond the image); None when it finds no person
-    there matching the box."""
+    around it warped to zoom_size px (grey beyond the image), mirrored first when asked (and
+    mapped back); None when it finds no person there matching the box."""
     x0, y0, side = zoom_square(box, settings.zoom_pad)
     k = settings.zoom_size / side
     warp = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]])
     crop = cv2.warpAffine(image, warp, (settings.zoom_size, settings.zoom_size), flags=cv2.INTER_LINEAR,
                           borderValue=(114, 114, 114))
-    poses = read(crop)
+    poses = unmirror(read(cv2.flip(crop, 1)), settings.zoom_size) if mirrored else read(crop)
     if len(poses) == 0:
         return None
     boxes = poses.boxes / k + np.array([x0, y0, x0, y0])
@@ -145,6 +160,21 @@ def new_people(image: np.ndarray, labelled: list[dict[str, Any]], whole: Reader,
     return found
 
 
+def mirror_checked(image: np.ndarray, people: list[dict[str, Any]], zoom: Reader, settings: TeacherSettings
+                   ) -> tuple[list[dict[str, Any]], int]:
+    """The people with teacher keypoints among `people`, each checked against the teacher's
+    reading of its square mirrored (greitpose/train/mirror_check.py), and the number of
+    keypoints that lost their label."""
+    out, lost = [], 0
+    for person in people:
+        if teacher_keypoints(person).any():
+            mirrored = zoom_read(zoom, image, xywh_to_xyxy(person["bbox"])[0], settings, mirrored=True)
+            person, n = checked(person, mirrored, settings.mirror_agree, settings.kpt_conf)
+            out.append(person)
+            lost += n
+    return out, lost
+
+
 def load_teacher(teacher: Path) -> tuple[Any, int]:
     """The teacher model, checked to be a pose model with COCO's 17 keypoints."""
     from greitpose.peer import load_peer_pose_model
@@ -180,18 +210,28 @@ def _start(teacher: str, settings: TeacherSettings, threads: int, child: bool) -
     _worker["settings"] = settings
 
 
-def _read(item: Item) -> tuple[int, list[dict[str, Any]]]:
+Read = tuple[int, list[dict[str, Any]], list[dict[str, Any]], int]  # image id, new people, checked ones, keypoints unlabelled
+
+
+def _read(item: Item) -> Read:
     image_id, path, labelled = item
     image = read_image(Path(path))
     if image is None:
         raise GreitposeError(f"cannot read image {path}")
-    return image_id, new_people(image, labelled, *_worker["readers"], _worker["settings"])
+    whole, zoom = _worker["readers"]
+    settings: TeacherSettings = _worker["settings"]
+    found = new_people(image, labelled, whole, zoom, settings) if settings.add else []
+    if not settings.mirror_agree:
+        return image_id, found, [], 0
+    found, _ = mirror_checked(image, found, zoom, settings)
+    found = [a for a in found if a["num_keypoints"] >= settings.min_keypoints]
+    known, lost = mirror_checked(image, [a for a in labelled if "id" in a], zoom, settings)
+    return image_id, found, known, lost
 
 
-def read_images(items: list[Item], teacher: Path, settings: TeacherSettings, workers: int
-                ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """New people per image, in order, from `workers` processes sharing the cores (the
-    teacher's small layers use one core each better than two cores share one model)."""
+def read_images(items: list[Item], teacher: Path, settings: TeacherSettings, workers: int) -> Iterator[Read]:
+    """New people and checked ones per image, in order, from `workers` processes sharing the
+    cores (the teacher's small layers use one core each better than two cores share one model)."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     if workers <= 1:
         _start(str(teacher), settings, threads, child=False)
@@ -209,12 +249,18 @@ def read_images(items: list[Item], teacher: Path, settings: TeacherSettings, wor
 def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path, sources: set[str] | None,
                        settings: TeacherSettings, console: Console, workers: int = 1) -> dict[str, int]:
     """Write `out`: the whole of `ann_file` (images, every annotation as it was) plus teacher
-    annotations for unlabelled people in the images of `sources` (every image when None).
-    Written atomically, only when every image is read. Returns counts for the summary."""
+    annotations for unlabelled people in the images of `sources` (every image when None); with
+    settings.mirror_agree, the teacher keypoints of those images' annotations checked against
+    mirrored readings. Written atomically, only when every image is read. Returns counts for the
+    summary."""
     if out.resolve() == ann_file.resolve():
         raise GreitposeError(f"--out {out} would overwrite the annotations it reads; give a new file")
     if not teacher.is_file():
         raise GreitposeError(f"teacher model {teacher} does not exist")
+    if settings.mirror_agree and not settings.zoom_size:
+        raise GreitposeError("--mirror-agree reads each person's square mirrored: it needs --zoom-size above 0")
+    if not settings.add and not settings.mirror_agree:
+        raise GreitposeError("--no-add without --mirror-agree leaves nothing to do")
     ensure_writable(out)
     dataset = load_coco(ann_file, image_dir)
     if dataset.keypoints is not COCO:
@@ -227,18 +273,26 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     items = [(i, str(dataset.images[i].path), dataset.by_image.get(i, [])) for i in chosen]
     next_id = max((int(a["id"]) for a in dataset.annotations if "id" in a), default=0) + 1
     added: list[dict[str, Any]] = []
+    changed: dict[Any, dict[str, Any]] = {}
+    checked_people = unlabelled = 0
     with progress_bar(console) as bar:
         task = bar.add_task("teacher", total=len(items), info="")
-        for image_id, people in read_images(items, teacher, settings, workers):
+        for image_id, people, known, lost in read_images(items, teacher, settings, workers):
             for person in people:
                 person.update(id=next_id, image_id=image_id, source=image_source.get(image_id, "") + settings.suffix)
                 added.append(person)
                 next_id += 1
-            bar.update(task, advance=1, info=f"{len(added)} people")
+            changed.update((a["id"], a) for a in known)
+            checked_people += len(known)
+            unlabelled += lost
+            bar.update(task, advance=1, info=f"{len(added)} people" + (
+                f", {unlabelled} keypoints unlabelled" if settings.mirror_agree else ""))
     raw = dict(dataset.raw)
-    raw["annotations"] = list(raw["annotations"]) + added
+    raw["annotations"] = [changed.get(a.get("id"), a) for a in raw["annotations"]] + added
+    counts = {"images": len(chosen), "added": len(added), "annotations": len(raw["annotations"]),
+              "checked": checked_people, "unlabelled": unlabelled}
     raw["info"] = {**(raw.get("info") or {}), "greitpose_teacher_labels": {
         "from": str(ann_file), "teacher": teacher.name, "images_read": len(chosen), "added": len(added),
-        **asdict(settings)}}
+        "checked": checked_people, "keypoints_unlabelled": unlabelled, **asdict(settings)}}
     write_json(out, raw)
-    return {"images": len(chosen), "added": len(added), "annotations": len(raw["annotations"])}
+    return counts
