@@ -220,21 +220,24 @@ def label(
     min_keypoints: Annotated[int, typer.Option(help=helps("min_keypoints", "Fewer confident keypoints: person left out"))] = 6,
     workers: Annotated[int, typer.Option(help=helps("label_workers", "Processes reading images"))] = 1,
     mirror_agree: Annotated[float, typer.Option(help=helps("mirror_agree", "Teacher keypoints (new and already in ANN) whose reading of the mirrored person agrees less (OKS term) become unlabelled; 0: off, 0.7 measured"))] = 0.0,
+    disputed_weight: Annotated[float, typer.Option(help=helps("disputed_weight", "With --mirror-agree: disputed teacher keypoints keep their label at this training weight ('keypoint_weights') instead of losing it; 0: they lose it"))] = 0.0,
     add: Annotated[bool, typer.Option("--add/--no-add", help="Add the people ANN leaves out (--no-add: only the --mirror-agree check).")] = True,
 ) -> None:
     """Teacher labels for the people an annotation file leaves unlabelled, as a new source
     ('<source>-others', label 'teacher') in a new file for 'greitpose train'; with
     --mirror-agree, teacher keypoints that the teacher does not confirm on the mirrored
-    person lose their label."""
-    from greitpose.train.teacher_labels import TeacherSettings, add_teacher_labels
+    person lose their label (or, with --disputed-weight, keep it at a lower training weight)."""
+    from greitpose.train.teacher_labels import TeacherSettings, add_teacher_labels, disputed_fate
 
     limits.check(teacher_size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
-                 min_keypoints=min_keypoints, label_workers=workers, mirror_agree=mirror_agree)
+                 min_keypoints=min_keypoints, label_workers=workers, mirror_agree=mirror_agree,
+                 disputed_weight=disputed_weight)
     settings = TeacherSettings(size=size, zoom_size=zoom_size, box_conf=box_conf, kpt_conf=kpt_conf,
-                               min_keypoints=min_keypoints, mirror_agree=mirror_agree, add=add)
+                               min_keypoints=min_keypoints, mirror_agree=mirror_agree,
+                               disputed_weight=disputed_weight, add=add)
     chosen = set(_csv(sources)) if sources else None
     counts = add_teacher_labels(ann, images, teacher, out, chosen, settings, console, workers)
-    checked = (f", {counts['unlabelled']} teacher keypoints of {counts['checked']} people unlabelled"
+    checked = (f", {counts['disputed']} teacher keypoints of {counts['checked']} people {disputed_fate(settings)}"
                if mirror_agree else "")
     console.print(f"{counts['images']} images read, {counts['added']} people added{checked}, "
                   f"{counts['annotations']} annotations -> {out}", highlight=False)

@@ -65,8 +65,9 @@ def generate_heatmaps(keypoints: Array, visible: Array, heatmap_size: Sequence[i
                       sigma: float = 2.0) -> tuple[Array, Array]:
     """Gaussian targets (N, K, H, W) centred on sub-pixel heatmap coordinates, and weights (N, K).
 
-    A keypoint gets weight 0 when it is not labelled or its Gaussian lies wholly off the map
-    (more than 3 sigma outside), so the loss ignores it.
+    `visible` is COCO's visibility (0: unlabelled, 1 or 2: labelled, weight 1) or a target
+    weight between 0 and 1. A keypoint gets weight 0 when it is not labelled or its Gaussian
+    lies wholly off the map (more than 3 sigma outside), so the loss ignores it.
     """
     keypoints = np.asarray(keypoints, dtype=np.float32)
     w, h = int(heatmap_size[0]), int(heatmap_size[1])
@@ -79,8 +80,9 @@ def generate_heatmaps(keypoints: Array, visible: Array, heatmap_size: Sequence[i
     reach = 3 * sigma
     inside = ((keypoints[..., 0] > -reach) & (keypoints[..., 0] < w - 1 + reach)
               & (keypoints[..., 1] > -reach) & (keypoints[..., 1] < h - 1 + reach))
-    weights = (np.asarray(visible) > 0) & inside
-    heatmaps *= weights[..., None, None]
+    visible = np.asarray(visible, np.float32)
+    weights = np.where((visible > 0) & inside, np.minimum(visible, 1.0), 0.0)
+    heatmaps *= (weights > 0)[..., None, None]
     return heatmaps.astype(np.float32), weights.astype(np.float32)
 
 

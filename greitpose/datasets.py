@@ -139,6 +139,10 @@ def load_coco(ann_file: Path, image_dir: Path, flip_pairs: tuple[tuple[int, int]
                                  f"expected {3 * k}")
         if len(a["bbox"]) != 4:
             raise GreitposeError(f"{ann_file}: {what} has a bbox of {len(a['bbox'])} values")
+        weights = a.get("keypoint_weights")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != k or not all(
+                isinstance(v, (int, float)) and 0 <= v <= 1 for v in weights)):
+            raise GreitposeError(f"{ann_file}: {what} has 'keypoint_weights' that are not {k} numbers from 0 to 1")
         if a["image_id"] not in images:
             raise GreitposeError(f"{ann_file}: {what} refers to image id {a['image_id']}, not listed")
         annotations.append(a)

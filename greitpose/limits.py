@@ -75,6 +75,7 @@ RANGES: dict[str, Range] = {
     "box_conf": Range(0.0, 1.0),
     "kpt_conf": Range(0.0, 1.0),
     "mirror_agree": Range(0.0, 1.0),
+    "disputed_weight": Range(0.0, 1.0),
     "min_keypoints": Range(1, 17),
     "label_workers": Range(1, 256),
     # averaging

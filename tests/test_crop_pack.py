@@ -21,7 +21,7 @@ from conftest import run_cli
 
 def _photos(root: Path) -> Path:
     """Two textured photos: one with two people (one partly outside the photo, one keypoint
-    unlabelled), one with a person larger than the packs' size cap."""
+    unlabelled, one at a lower training weight), one with a person larger than the packs' size cap."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     images, anns = [], []
@@ -36,7 +36,8 @@ def _photos(root: Path) -> Path:
             k[3] = 0
             anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "bbox": [x, y, bw, bh],
                          "area": float(bw * bh), "iscrowd": 0, "num_keypoints": 16, "source": f"s{image_id}",
-                         "segmentation": [[0, 0, 1, 1, 2, 2]], "keypoints": k.ravel().tolist()})
+                         "segmentation": [[0, 0, 1, 1, 2, 2]], "keypoints": k.ravel().tolist(),
+                         "keypoint_weights": [1.0] * 5 + [0.25] + [1.0] * 11})
     data = {"images": images, "annotations": anns,
             "categories": [{"id": 1, "name": "person", "keypoints": list(COCO.names), "skeleton": []}]}
     (root / "ann.json").write_text(json.dumps(data))
@@ -63,6 +64,7 @@ def test_a_lossless_pack_gives_the_photos_crops_and_targets(tmp_path: Path) -> N
         (a, ta, wa), (b, tb, wb) = plain[i], packed[i]
         assert np.array_equal(a.numpy(), b.numpy())  # the photo's own pixels, outside it 0 alike
         assert np.abs((ta - tb).numpy()).max() < 1e-3 and np.array_equal(wa.numpy(), wb.numpy())
+        assert wb[5] == 0.5  # per-keypoint training weights travel with the pack
     # augmented (rotation, scale, flip, shift): the same draws give the same targets
     plain, packed = _datasets(ann, tmp_path / "pack", Augment(shift=0.1, half_body_prob=0.0))
     for i in range(3):

@@ -52,6 +52,25 @@ def test_only_teacher_keypoints_that_the_mirrored_reading_moves_or_doubts_lose_t
     assert teacher_keypoints(gone).sum() == 0
 
 
+def test_disputed_teacher_keypoints_can_keep_their_label_at_a_lower_weight() -> None:
+    joints = _spread()
+    reading = joints.copy()
+    reading[3] += [25.0, 0.0]
+    confidence = np.full(17, 0.9)
+    confidence[15] = 0.2
+    person, disputed = checked(_person("teacher", joints), (reading, confidence), 0.7, 0.5, disputed_weight=0.3)
+    assert disputed == 2 and person["keypoints"] == _person("teacher", joints)["keypoints"]  # nothing moved or lost
+    expected = np.ones(17)
+    expected[[3, 15]] = 0.3
+    assert person["keypoint_weights"] == expected.tolist()
+    # weights already lower stay lower; human labels keep no weights at all
+    person["keypoint_weights"][15] = 0.1
+    again, _ = checked(person, (reading, confidence), 0.7, 0.5, disputed_weight=0.3)
+    assert again["keypoint_weights"][15] == 0.1 and again["keypoint_weights"][3] == 0.3
+    human, disputed = checked(_person("human", joints), (reading, confidence), 0.7, 0.5, disputed_weight=0.3)
+    assert disputed == 0 and "keypoint_weights" not in human
+
+
 def test_mirrored_zoom_reading_maps_back_with_sides_exchanged() -> None:
     """A reader that calls the green blob its left shoulder: read mirrored, that blob is the
     person's right shoulder, at the same image position."""
@@ -121,13 +140,15 @@ def test_label_mirror_check_unlabels_moved_teacher_keypoints_of_coco_tiny(tmp_pa
     assert moved >= 15 and wrists_left <= 0.1 * moved, (wrists_left, moved)
     assert kept >= 0.7 * total, (kept, total)
     info = after["info"]["greitpose_teacher_labels"]
-    assert info["checked"] == len(people) and info["keypoints_unlabelled"] == moved - wrists_left + total - kept
+    assert info["checked"] == len(people) and info["keypoints_disputed"] == moved - wrists_left + total - kept
 
 
 @pytest.mark.parametrize("extra, needle", [
     (["--mirror-agree", "1.5"], "--mirror-agree must be 0 to 1, got 1.5"),
     (["--no-add"], "--no-add without --mirror-agree leaves nothing to do"),
     (["--mirror-agree", "0.7", "--zoom-size", "0"], "needs --zoom-size above 0"),
+    (["--disputed-weight", "0.5"], "give --mirror-agree too"),
+    (["--mirror-agree", "0.7", "--disputed-weight", "2"], "--disputed-weight must be 0 to 1, got 2"),
 ])
 def test_bad_mirror_check_options_are_one_line(tmp_path: Path, extra: list[str], needle: str) -> None:
     teacher = tmp_path / "t.pt"

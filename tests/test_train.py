@@ -208,6 +208,41 @@ def test_augmented_targets_follow_the_keypoints(tmp_path: Path) -> None:
         assert (pix[xy[visible, 1], xy[visible, 0]].max(axis=1) > 40).mean() > 0.7
 
 
+def test_keypoint_weights_scale_the_loss_and_move_with_their_keypoint(tmp_path: Path) -> None:
+    """An annotation's "keypoint_weights" are loss weights: an error on a keypoint at 0.25 costs
+    a quarter of the same error on a plain one, and a mirrored crop takes the weight with the
+    keypoint to its partner's channel. Broken weights are named before training."""
+    from greitpose.train.data import Augment, TopDownDataset, coco_samples
+    from greitpose.train.losses import per_sample_mse
+
+    ann = make_dataset(tmp_path / "data", n=1)
+    data = json.loads(ann.read_text())
+    data["annotations"][0]["keypoint_weights"] = [1.0] * 5 + [0.25] + [1.0] * 11  # the left shoulder
+    ann.write_text(json.dumps(data))
+    samples, kset = coco_samples(ann, ann.parent, (128, 96))
+    _, target, weight = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1))[0]
+    assert target[5].max() > 0.9 and target[6].max() > 0.9  # a full target, a lower weight
+    losses = []
+    for k in (5, 6):
+        pred = target.clone()[None]
+        pred[0, k] += 0.1
+        losses.append(float(per_sample_mse(pred, target[None], weight[None])))
+    assert losses[0] == pytest.approx(0.25 * losses[1], rel=1e-5)
+    flipping = TopDownDataset(samples, kset, (128, 96), (0, 0, 0), (1, 1, 1),
+                              augment=Augment(rotation=0.0, scale=0.0, half_body_prob=0.0))
+    seen = set()
+    for epoch in range(8):
+        flipping.set_epoch(epoch)
+        w = flipping[0][2].numpy()
+        assert sorted(w[[5, 6]].tolist()) == pytest.approx([0.5, 1.0])
+        seen.add(int(np.argmin(w)))
+    assert seen == {5, 6}
+    data["annotations"][0]["keypoint_weights"] = [1.0] * 16
+    ann.write_text(json.dumps(data))
+    with pytest.raises(GreitposeError, match="'keypoint_weights' that are not 17 numbers from 0 to 1"):
+        coco_samples(ann, ann.parent, (128, 96))
+
+
 def test_warm_start_loads_weights_of_the_same_model_at_any_size(tmp_path: Path) -> None:
     from greitpose.models import get_config
     from greitpose.train.loop import warm_start

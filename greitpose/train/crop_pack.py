@@ -69,14 +69,15 @@ def cut_person(photo: np.ndarray, box: np.ndarray, settings: PackSettings) -> tu
 def _crop_annotation(a: dict[str, Any], box: np.ndarray, matrix: np.ndarray, crop_id: int,
                      scale: float) -> dict[str, Any]:
     """`a` in crop coordinates: labelled keypoints and the box mapped; of the rest, what training
-    reads (category, and the "source" and "label" that sampling weights and the model card use)."""
+    reads (category, the "source" and "label" that sampling weights and the model card use, and
+    per-keypoint training weights)."""
     k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
     labelled = k[:, 2] > 0
     k[labelled, :2] = codec.apply_affine(k[None, labelled, :2], matrix[None])[0]
     k[~labelled] = 0
     (x1, y1), (x2, y2) = codec.apply_affine(box.reshape(1, 2, 2), matrix[None])[0]
     # width = x2 - x1 + 1: the trainer's clipping (x2 = x1 + w - 1) gives back the same box
-    kept = {key: a[key] for key in ("category_id", "source", "label") if key in a}
+    kept = {key: a[key] for key in ("category_id", "source", "label", "keypoint_weights") if key in a}
     return {**kept, "id": crop_id, "image_id": crop_id,
             "keypoints": [round(float(v), 2) if i % 3 < 2 else int(v) for i, v in enumerate(k.ravel())],
             "num_keypoints": int(labelled.sum()),

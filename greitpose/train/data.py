@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class Sample:
     image: Path
     joints: np.ndarray  # (K, 2) image px
-    visible: np.ndarray  # (K,) 0/1
+    visible: np.ndarray  # (K,) 0: unlabelled, else the target weight (1, or lower: keypoint_weights)
     center: np.ndarray  # (2,)
     scale: np.ndarray  # (2,) crop size in image px (aspect and padding applied)
     source: str = ""  # the annotation's "source" field, for per-source sampling weights
@@ -61,6 +61,16 @@ def clipped_box(annotation: dict, width: float, height: float) -> np.ndarray | N
     return None if x2 < x1 or y2 < y1 else np.array([x1, y1, x2, y2], np.float64)
 
 
+def target_weights(visibility: np.ndarray, keypoint_weights: list[float] | None) -> np.ndarray:
+    """(K,) target weights: 0 where unlabelled, else 1 or the square root of the annotation's
+    "keypoint_weights" (loss weights: the weighted MSE multiplies both heatmaps by the target
+    weight, so the loss scales with its square)."""
+    labelled = (np.asarray(visibility) > 0).astype(np.float32)
+    if keypoint_weights is None:
+        return labelled
+    return labelled * np.sqrt(np.asarray(keypoint_weights, np.float32))
+
+
 def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
                  flip_pairs: tuple[tuple[int, int], ...] | None = None) -> tuple[list[Sample], KeypointSet]:
     """Persons with at least one labelled keypoint; boxes clipped to the image as the
@@ -75,8 +85,8 @@ def coco_samples(ann: Path, images: Path, input_size: tuple[int, int],
                 continue
             k = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
             center, scale = codec.boxes_to_center_scale(box[None], w / h)
-            samples.append(Sample(im.path, k[:, :2], (k[:, 2] > 0).astype(np.float32), center[0], scale[0],
-                                  str(a.get("source", "")), box))
+            samples.append(Sample(im.path, k[:, :2], target_weights(k[:, 2], a.get("keypoint_weights")),
+                                  center[0], scale[0], str(a.get("source", "")), box))
     return samples, ds.keypoints
 
 
@@ -169,7 +179,7 @@ class TopDownDataset(Dataset):
                 cut = truncation.truncate(image, joints, visible, s.box, self.input_size[1] / self.input_size[0], rng)
                 if cut is not None:
                     image, visible, center, scale = cut
-            if aug.half_body_prob and visible.sum() > 8 and rng.random() < aug.half_body_prob:
+            if aug.half_body_prob and (visible > 0).sum() > 8 and rng.random() < aug.half_body_prob:
                 half = self._half_body(joints, visible, rng, aug)
                 if half is not None:
                     center, scale = half

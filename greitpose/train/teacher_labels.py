@@ -53,6 +53,7 @@ class TeacherSettings:
     same_inside: float = 0.6  # or when this share of the labelled joints lies in its box
     suffix: str = "-others"  # new annotations' source: the image's source + this
     mirror_agree: float = 0.0  # > 0: teacher keypoints the mirrored reading does not confirm are unlabelled
+    disputed_weight: float = 0.0  # > 0: ... or kept at this training weight instead
     add: bool = True  # False: only the check above, no new people
 
 
@@ -164,15 +165,20 @@ def mirror_checked(image: np.ndarray, people: list[dict[str, Any]], zoom: Reader
                    ) -> tuple[list[dict[str, Any]], int]:
     """The people with teacher keypoints among `people`, each checked against the teacher's
     reading of its square mirrored (greitpose/train/mirror_check.py), and the number of
-    keypoints that lost their label."""
-    out, lost = [], 0
+    keypoints disputed (unlabelled, or down-weighted with settings.disputed_weight)."""
+    out, disputed = [], 0
     for person in people:
         if teacher_keypoints(person).any():
             mirrored = zoom_read(zoom, image, xywh_to_xyxy(person["bbox"])[0], settings, mirrored=True)
-            person, n = checked(person, mirrored, settings.mirror_agree, settings.kpt_conf)
+            person, n = checked(person, mirrored, settings.mirror_agree, settings.kpt_conf, settings.disputed_weight)
             out.append(person)
-            lost += n
-    return out, lost
+            disputed += n
+    return out, disputed
+
+
+def disputed_fate(settings: TeacherSettings) -> str:
+    """What the mirror check does to a disputed keypoint, for progress and summary lines."""
+    return f"down-weighted to {settings.disputed_weight:g}" if settings.disputed_weight else "unlabelled"
 
 
 def load_teacher(teacher: Path) -> tuple[Any, int]:
@@ -210,7 +216,7 @@ def _start(teacher: str, settings: TeacherSettings, threads: int, child: bool) -
     _worker["settings"] = settings
 
 
-Read = tuple[int, list[dict[str, Any]], list[dict[str, Any]], int]  # image id, new people, checked ones, keypoints unlabelled
+Read = tuple[int, list[dict[str, Any]], list[dict[str, Any]], int]  # image id, new people, checked ones, keypoints disputed
 
 
 def _read(item: Item) -> Read:
@@ -225,8 +231,8 @@ def _read(item: Item) -> Read:
         return image_id, found, [], 0
     found, _ = mirror_checked(image, found, zoom, settings)
     found = [a for a in found if a["num_keypoints"] >= settings.min_keypoints]
-    known, lost = mirror_checked(image, [a for a in labelled if "id" in a], zoom, settings)
-    return image_id, found, known, lost
+    known, disputed = mirror_checked(image, [a for a in labelled if "id" in a], zoom, settings)
+    return image_id, found, known, disputed
 
 
 def read_images(items: list[Item], teacher: Path, settings: TeacherSettings, workers: int) -> Iterator[Read]:
@@ -261,6 +267,8 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
         raise GreitposeError("--mirror-agree reads each person's square mirrored: it needs --zoom-size above 0")
     if not settings.add and not settings.mirror_agree:
         raise GreitposeError("--no-add without --mirror-agree leaves nothing to do")
+    if settings.disputed_weight and not settings.mirror_agree:
+        raise GreitposeError("--disputed-weight weighs the keypoints --mirror-agree disputes: give --mirror-agree too")
     ensure_writable(out)
     dataset = load_coco(ann_file, image_dir)
     if dataset.keypoints is not COCO:
@@ -274,7 +282,7 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     next_id = max((int(a["id"]) for a in dataset.annotations if "id" in a), default=0) + 1
     added: list[dict[str, Any]] = []
     changed: dict[Any, dict[str, Any]] = {}
-    checked_people = unlabelled = 0
+    checked_people = disputed = 0
     with progress_bar(console) as bar:
         task = bar.add_task("teacher", total=len(items), info="")
         for image_id, people, known, lost in read_images(items, teacher, settings, workers):
@@ -284,15 +292,15 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
                 next_id += 1
             changed.update((a["id"], a) for a in known)
             checked_people += len(known)
-            unlabelled += lost
+            disputed += lost
             bar.update(task, advance=1, info=f"{len(added)} people" + (
-                f", {unlabelled} keypoints unlabelled" if settings.mirror_agree else ""))
+                f", {disputed} keypoints {disputed_fate(settings)}" if settings.mirror_agree else ""))
     raw = dict(dataset.raw)
     raw["annotations"] = [changed.get(a.get("id"), a) for a in raw["annotations"]] + added
     counts = {"images": len(chosen), "added": len(added), "annotations": len(raw["annotations"]),
-              "checked": checked_people, "unlabelled": unlabelled}
+              "checked": checked_people, "disputed": disputed}
     raw["info"] = {**(raw.get("info") or {}), "greitpose_teacher_labels": {
         "from": str(ann_file), "teacher": teacher.name, "images_read": len(chosen), "added": len(added),
-        "checked": checked_people, "keypoints_unlabelled": unlabelled, **asdict(settings)}}
+        "checked": checked_people, "keypoints_disputed": disputed, **asdict(settings)}}
     write_json(out, raw)
     return counts
