@@ -285,14 +285,14 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     checked_people = disputed = 0
     with progress_bar(console) as bar:
         task = bar.add_task("teacher", total=len(items), info="")
-        for image_id, people, known, lost in read_images(items, teacher, settings, workers):
+        for image_id, people, known, n_disputed in read_images(items, teacher, settings, workers):
             for person in people:
                 person.update(id=next_id, image_id=image_id, source=image_source.get(image_id, "") + settings.suffix)
                 added.append(person)
                 next_id += 1
             changed.update((a["id"], a) for a in known)
             checked_people += len(known)
-            disputed += lost
+            disputed += n_disputed
             bar.update(task, advance=1, info=f"{len(added)} people" + (
                 f", {disputed} keypoints {disputed_fate(settings)}" if settings.mirror_agree else ""))
     raw = dict(dataset.raw)
