@@ -69,6 +69,7 @@ RANGES: dict[str, Range] = {
     "paste": Range(0.0, 1.0),
     "photometric": Range(0.0, 1.0),
     "truncate": Range(0.0, 1.0),
+    "hard_keypoints": Range(0),
     # teacher labels
     "teacher_size": Range(64, 4096, 32),
     "zoom_size": Range(0, 4096, 32),

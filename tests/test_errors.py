@@ -223,6 +223,7 @@ def test_offline_detector_and_foreign_models_are_refused(tmp_path: Path) -> None
     (["--paste", "-0.5"], "--paste must be 0 to 1"),
     (["--photometric", "1.5"], "--photometric must be 0 to 1"),
     (["--truncate", "-0.1"], "--truncate must be 0 to 1"),
+    (["--hard-keypoints", "-1"], "--hard-keypoints must be >= 0"),
     (["--source-weights", "lspet"], "is not NAME=WEIGHT"),
 ])
 def test_bad_training_settings_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:

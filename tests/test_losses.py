@@ -1,10 +1,19 @@
-"""The heatmap loss: unlabelled keypoints (weight 0) teach nothing, labelled ones are scored."""
+"""The heatmap loss: unlabelled keypoints (weight 0) teach nothing, labelled ones are scored;
+with --hard-keypoints only each sample's hardest ones."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
+from greitpose.train.config import resolve
+from greitpose.train.loop import Trainer
 from greitpose.train.losses import per_sample_mse, weighted_mse
+
+from conftest import run_cli
+from test_train import make_dataset
 
 
 def test_unlabelled_keypoints_cost_nothing_and_labelled_ones_do() -> None:
@@ -27,3 +36,39 @@ def test_batch_loss_is_the_mean_over_samples() -> None:
     w = weight[:, :, None, None]
     assert torch.allclose(weighted_mse(pred, target, weight), 0.5 * ((pred * w - target * w) ** 2).mean())
     assert torch.allclose(weighted_mse(pred, target, weight), per_sample_mse(pred, target, weight).mean())
+
+
+def test_hard_keypoint_mining_keeps_each_samples_largest_keypoint_losses() -> None:
+    target = torch.zeros(2, 4, 8, 6)
+    pred = target.clone()
+    pred[0, 1] += 1.0  # sample 0 wrong on keypoint 1 by 1, keypoint 3 by 2
+    pred[0, 3] += 2.0
+    pred[1, 0] += 1.0  # sample 1 wrong on keypoint 0 only
+    weight = torch.ones(2, 4)
+    # per keypoint: 0.5 * error**2; the two hardest of sample 0 are 2.0 and 0.5, of sample 1 0.5 and 0
+    assert torch.allclose(per_sample_mse(pred, target, weight, hard=2), torch.tensor([1.25, 0.25]))
+    assert torch.allclose(per_sample_mse(pred, target, weight, hard=1), torch.tensor([2.0, 0.5]))
+    # all keypoints: the plain loss
+    assert torch.allclose(weighted_mse(pred, target, weight, hard=4), weighted_mse(pred, target, weight))
+    # an unlabelled keypoint is never among the hard ones
+    weight[0, 3] = 0.0
+    assert torch.allclose(per_sample_mse(pred, target, weight, hard=1)[0], torch.tensor(0.5))
+
+
+def test_training_scores_the_hard_keypoints_it_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = make_dataset(tmp_path / "data", n=4)
+    seen: list[int] = []
+
+    def recording(pred, target, weight, hard):  # noqa: ANN001, ANN202
+        seen.append(hard)
+        return weighted_mse(pred, target, weight, hard)
+
+    monkeypatch.setattr("greitpose.train.loop.weighted_mse", recording)
+    Trainer(resolve(None, dict(train_ann=str(ann), device="cpu", input_size="128x96", batch_size=2, augment=False,
+                               max_steps=2, workers=0, hard_keypoints=8, out=str(tmp_path / "run")))).run()
+    assert seen == [8, 8]
+    result = run_cli("train", "--train-ann", str(ann), "--hard-keypoints", "18", "--device", "cpu",
+                     "--out", str(tmp_path / "bad"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--hard-keypoints 18 is more than the 17 keypoints of 'coco'" in result.stderr
+    assert not (tmp_path / "bad").exists()

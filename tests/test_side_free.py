@@ -74,9 +74,9 @@ def test_training_leaves_the_sides_of_named_sources_free(tmp_path: Path, monkeyp
     ann = _mixed_sources(make_dataset(tmp_path / "data", n=6))
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def recording(pred, target, weight, free, perms):  # noqa: ANN001, ANN202
+    def recording(pred, target, weight, free, perms, hard):  # noqa: ANN001, ANN202
         seen.append((free.clone(), weight[:, 0] == 0))
-        return side_free_mse(pred, target, weight, free, perms)
+        return side_free_mse(pred, target, weight, free, perms, hard)
 
     monkeypatch.setattr("greitpose.train.loop.side_free_mse", recording)
     Trainer(resolve(None, dict(train_ann=str(ann), device="cpu", input_size="128x96", batch_size=2, augment=False,

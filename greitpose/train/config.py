@@ -52,6 +52,7 @@ class TrainConfig:
     photometric: float = 0.0  # probability of colour and sharpness changes
     truncate: float = 0.0  # probability of the person cut off by the photo's edge (train/truncation.py)
     free_sides: str = ""  # sources whose limbs' left/right labels are not trusted (train/side_free.py)
+    hard_keypoints: int = 0  # loss over each sample's N hardest keypoints only (train/losses.py); 0: all
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
@@ -85,7 +86,7 @@ class TrainConfig:
         limits.check(**{name: getattr(self, name) for name in (
             "epochs", "batch_size", "lr", "min_lr", "warmup_steps", "sigma", "rotation", "scale", "clip_grad",
             "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "minutes", "log_every", "shift",
-            "occlusion", "paste", "photometric", "truncate")})
+            "occlusion", "paste", "photometric", "truncate", "hard_keypoints")})
         parse_source_weights(self.source_weights)
 
     def to_dict(self) -> dict[str, Any]:

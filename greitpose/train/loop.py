@@ -143,6 +143,9 @@ class Trainer:
         random.seed(config.seed)
         size = parse_input_size(config.input_size)
         samples, keypoints = configured_samples(config, size)
+        if config.hard_keypoints > keypoints.num_keypoints:
+            raise GreitposeError(f"--hard-keypoints {config.hard_keypoints} is more than the "
+                                 f"{keypoints.num_keypoints} keypoints of '{keypoints.name}'")
         self.model: PoseModel = checkpoint.new_model(get_config(config.model, keypoints.num_keypoints, size),
                                                      keypoints)
         self.data = configured_dataset(config, samples, keypoints, size, self.model.mean, self.model.std)
@@ -255,8 +258,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             pred = self.net(crops)
-            loss = weighted_mse(pred, target, weight) if free is None else \
-                side_free_mse(pred, target, weight, free.to(self.device), self.side_perms)
+            loss = weighted_mse(pred, target, weight, self.cfg.hard_keypoints) if free is None else \
+                side_free_mse(pred, target, weight, free.to(self.device), self.side_perms, self.cfg.hard_keypoints)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.clip_grad:

@@ -45,10 +45,11 @@ def side_assignments(keypoints: KeypointSet) -> torch.Tensor:
 
 
 def side_free_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, free: torch.Tensor,
-                  perms: torch.Tensor) -> torch.Tensor:
-    """The weighted heatmap MSE (train.losses.weighted_mse), where a sample with `free` set is
-    scored against the best of its label's side assignments `perms` (first: as given)."""
-    losses = torch.stack([per_sample_mse(pred, target[:, perm], weight[:, perm]) for perm in perms], dim=1)
+                  perms: torch.Tensor, hard: int = 0) -> torch.Tensor:
+    """The weighted heatmap MSE (train.losses.weighted_mse, `hard` as there), where a sample
+    with `free` set is scored against the best of its label's side assignments `perms` (first:
+    as given)."""
+    losses = torch.stack([per_sample_mse(pred, target[:, perm], weight[:, perm], hard) for perm in perms], dim=1)
     return torch.where(free, losses.min(dim=1).values, losses[:, 0]).mean()
 
 
