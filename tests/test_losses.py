@@ -50,7 +50,7 @@ def test_hard_keypoint_mining_keeps_each_samples_largest_keypoint_losses() -> No
     assert torch.allclose(per_sample_mse(pred, target, weight, hard=1), torch.tensor([2.0, 0.5]))
     # all keypoints: the plain loss
     assert torch.allclose(weighted_mse(pred, target, weight, hard=4), weighted_mse(pred, target, weight))
-    # an unlabelled keypoint is never among the hard ones
+    # an unlabelled keypoint costs nothing however wrong: the hardest of sample 0 is now keypoint 1
     weight[0, 3] = 0.0
     assert torch.allclose(per_sample_mse(pred, target, weight, hard=1)[0], torch.tensor(0.5))
 
