@@ -77,6 +77,7 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PRESET_HELP = "; ".join(f"{p.name} ({p.summary})" for p in presets.PRESETS.values())
 DetSize = Annotated[int, typer.Option(help=helps("det_size", "Detector input size in px; smaller is faster and finds fewer small people"))]
 DecodeOpt = Annotated[str, typer.Option(help="Heatmap decoding: quarter (the paper's quarter offset) or dark (DARK: a Taylor step on the smoothed log heatmap; val.json AP +0.007, docs/benchmarks.md).")]
+AnnImages = Annotated[Path, typer.Option(help="Their image folder (file_name is relative to it).")]
 BackendOpt = Annotated[str, typer.Option(help="auto (CPU: ONNX Runtime on an export cached once per checkpoint; GPU: PyTorch), torch or onnx (an .onnx file).")]
 
 
@@ -209,7 +210,7 @@ def convert(
 @app.command()
 def label(
     ann: Annotated[Path, typer.Argument(help="COCO keypoint annotations (17 COCO keypoints) to add to.")],
-    images: Annotated[Path, typer.Option(help="Their image folder (file_name is relative to it).")],
+    images: AnnImages,
     teacher: Annotated[Path, typer.Option(help="YOLO pose model (.pt) that reads the unlabelled people.")],
     out: Annotated[Path, typer.Option("--out", help="New annotation file: all of ANN plus the teacher's people.")],
     sources: Annotated[Optional[str], typer.Option(help="Only images of these annotation sources, 'a,b' (default: all).")] = None,
@@ -244,9 +245,35 @@ def label(
 
 
 @app.command()
+def fill(
+    ann: Annotated[Path, typer.Argument(help="COCO keypoint annotations with unlabelled (v=0) keypoints, e.g. a 'label' output.")],
+    images: AnnImages,
+    out: Annotated[Path, typer.Option("--out", help="New annotation file: all of ANN with the confident readings filled in.")],
+    min_score: Annotated[float, typer.Option(help=helps("min_score", "Keypoint score (flip-averaged heatmap peak) a reading needs to become a label"))] = 0.5,
+    labels: Annotated[str, typer.Option(help="Annotation kinds (their 'label') to fill, 'a,b'.")] = "teacher,human+teacher",
+    weights: Annotated[Optional[str], typer.Option(help="Pose weights that read each person from their box (default: the shipped 256x192 file).")] = None,
+    backend: BackendOpt = "auto",
+    device: Device = "auto",
+) -> None:
+    """Fill the unlabelled keypoints of teacher-labelled people with a trained pose model's
+    confident readings (inside the photo only; labels already there stay), for 'greitpose train'."""
+    from greitpose.backends import load_backend
+    from greitpose.estimator import pose_weights
+    from greitpose.train.keypoint_fill import FillSettings, fill_labels
+
+    limits.check(min_score=min_score)
+    settings = FillSettings(min_score, tuple(_csv(labels)))
+    path, expect = pose_weights(None, weights, (256, 192), backend)
+    counts = fill_labels(ann, images, lambda: load_backend(path, backend, device, expect_model=expect), out,
+                         settings, console)
+    console.print(f"{counts['people']} people in {counts['images']} images: {counts['filled']} of "
+                  f"{counts['unlabelled']} unlabelled keypoints filled -> {out}", highlight=False)
+
+
+@app.command()
 def pack(
     ann: Annotated[Path, typer.Argument(help="COCO keypoint annotations to pack (e.g. a 'label' output).")],
-    images: Annotated[Path, typer.Option(help="Their image folder (file_name is relative to it).")],
+    images: AnnImages,
     out: Annotated[Path, typer.Option("--out", help="New (or empty) pack folder: train.json.gz and images/.")],
     sources: Annotated[Optional[str], typer.Option(help="Only persons of these annotation sources, 'a,b' (default: all).")] = None,
     input_size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the model the pack is for: its aspect shapes the crops.")] = "256x192",

@@ -79,6 +79,8 @@ RANGES: dict[str, Range] = {
     "disputed_weight": Range(0.0, 1.0),
     "min_keypoints": Range(1, 17),
     "label_workers": Range(1, 256),
+    # keypoint fill
+    "min_score": Range(0.0, 1.0),
     # averaging
     "recalibrate_samples": Range(1),
     # training packs
