@@ -27,6 +27,7 @@ from greitpose.pose import TopDown
 from greitpose.progress import progress_bar
 from greitpose.results import Detections
 from greitpose.sources import read_image
+from greitpose.train.teacher_labels import xywh_to_xyxy
 from greitpose.writers import ensure_writable, write_json
 
 
@@ -69,7 +70,7 @@ def filled_people(dataset: CocoKeypoints, chosen: dict[int, list[dict[str, Any]]
         if image is None:
             raise GreitposeError(f"image {entry.path} (id {image_id}) is not a readable image")
         height, width = image.shape[:2]
-        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (p["bbox"] for p in people)], np.float32)
+        boxes = xywh_to_xyxy(np.asarray([p["bbox"] for p in people])).astype(np.float32)
         poses = topdown([image], [Detections(boxes, np.ones(len(people), np.float32))])[0]
         out = []
         for person, points, scores in zip(people, poses.keypoints, poses.keypoint_scores):
