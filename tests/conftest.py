@@ -20,6 +20,10 @@ os.environ["GREITPOSE_CACHE"] = tempfile.mkdtemp(prefix="greitpose-test-cache-")
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREITPOSE_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
+#: the project's own shipped weights (part of the product: tests fail, not skip, without them)
+SHIPPED = REPO / "weights" / "greit-hrnet-18-coco-256x192.pt"
+#: the same model trained at 128x96, for the fast preset (video's default)
+SHIPPED_FAST = REPO / "weights" / "greit-hrnet-18-coco-128x96.pt"
 
 
 MODELS = SHARED / "models"

@@ -16,11 +16,8 @@ import pytest
 
 from greitpose import checkpoint
 
-from conftest import REPO, run_cli, shared_model, shared_path
+from conftest import REPO, SHIPPED, SHIPPED_FAST, run_cli, shared_model, shared_path
 
-SHIPPED = REPO / "weights" / "greit-hrnet-18-coco-256x192.pt"
-#: the same model trained at 128x96, for the fast preset (video's default)
-SHIPPED_FAST = REPO / "weights" / "greit-hrnet-18-coco-128x96.pt"
 #: AP on coco-tiny with ground-truth boxes, a few points under each shipped file's measurement
 #: (weights/README.md); raise them whenever better weights are shipped.
 COCO_TINY_GT_AP_FLOOR = {SHIPPED: 0.47, SHIPPED_FAST: 0.29}
