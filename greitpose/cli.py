@@ -342,6 +342,7 @@ def evaluate(
         evaluate_mpii,
         evaluate_peer_coco,
         evaluate_peer_mpii,
+        find_eval_files,
     )
     from greitpose.models import parse_input_size
     from greitpose.pose import check_decoder
@@ -372,6 +373,7 @@ def evaluate(
         from greitpose.downloads import locate_dataset
 
         data_root = locate_dataset(dataset)
+    find_eval_files(dataset, data_root, ann, images)
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":

@@ -126,6 +126,23 @@ def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_device("cuda:2")
 
 
+@pytest.mark.parametrize("dataset, layout, needle", [
+    ("coco", "empty", "cannot tell the keypoint annotation file in {root} (found: none); pass --ann"),
+    ("coco", "absent", "data root {root} is not a folder"),
+    ("mpii", "empty", "no MPII annotation json in {root}; pass --ann"),
+    ("mpii", "absent", "data root {root} is not a folder"),
+])
+def test_eval_names_a_wrong_data_root_before_any_model_loads(tmp_path: Path, dataset: str, layout: str,
+                                                             needle: str) -> None:
+    root = tmp_path / "set"
+    if layout == "empty":
+        root.mkdir()
+    # a missing weights file would be the error if the data root were checked after the model
+    result = run_cli("eval", "--dataset", dataset, "--data-root", str(root), "--weights",
+                     str(tmp_path / "missing.pt"), "--offline")
+    _assert_clean_failure(result, needle.format(root=root), tmp_path / "set")
+
+
 def test_eval_rejects_broken_detections_and_truncated_weights(tmp_path: Path, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")
     boxes = tmp_path / "boxes.json"

@@ -133,11 +133,12 @@ def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
                       {"boxes": f"{peer.name}'s own", "annotations": str(ann), "predictions": len(predictions)})
 
 
-def _mpii_set(data_root: Path | None, ann: Path | None, images: Path | None,
-              limit: int | None) -> tuple[Path, list[MpiiPerson]]:
-    """The annotation file and its people (the first `limit`), every image checked to exist."""
+def find_mpii_files(data_root: Path | None, ann: Path | None, images: Path | None) -> tuple[Path, Path]:
+    """(annotation file, image folder) of an MPII set from explicit paths or a data root."""
     if ann is None:
         data_root = data_root or locate_dataset("mpii")
+        if not data_root.is_dir():
+            raise GreitposeError(f"data root {data_root} is not a folder")
         found = [p for p in (data_root / "annotations" / "valid.json", data_root / "valid.json",
                              *sorted(data_root.glob("*mpii*.json"))) if p.is_file()]
         if not found:
@@ -145,6 +146,24 @@ def _mpii_set(data_root: Path | None, ann: Path | None, images: Path | None,
         ann = found[0]
     root = data_root or ann.parent
     image_dir = images or (root / "images" if (root / "images").is_dir() else root)
+    if not image_dir.is_dir():
+        raise GreitposeError(f"image folder {image_dir} does not exist")
+    return ann, image_dir
+
+
+def find_eval_files(dataset: str, data_root: Path | None, ann: Path | None,
+                    images: Path | None) -> tuple[Path, Path]:
+    """(annotation file, image folder) of a COCO or MPII set: a wrong path fails here, before a
+    model loads (or is exported) for nothing."""
+    if dataset == "mpii":
+        return find_mpii_files(data_root, ann, images)
+    return find_coco_files(data_root, images, ann)
+
+
+def _mpii_set(data_root: Path | None, ann: Path | None, images: Path | None,
+              limit: int | None) -> tuple[Path, list[MpiiPerson]]:
+    """The annotation file and its people (the first `limit`), every image checked to exist."""
+    ann, image_dir = find_mpii_files(data_root, ann, images)
     people = load_mpii(ann, image_dir)[: limit or None]
     if not people:
         raise GreitposeError(f"{ann} lists no people")
