@@ -76,10 +76,42 @@ def warner(console: Console) -> Callable[[str], None]:
     return lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
 
 
+def out_is_image_file(src: Source, out: Path | None) -> bool:
+    """A single image may go to a file path; otherwise images mirror their names under a folder."""
+    return out is not None and not src.is_video and len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _is_an_input(src: Source, path: Path) -> bool:
+    if src.is_video:
+        return src.file is not None and path.resolve() == Path(src.file).resolve()
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.resolve() in {p.resolve() for p in src.paths}
+
+
+def check_inputs_kept(src: Source, out: Path | None, json_path: Path | None) -> None:
+    """Refuse outputs that would replace the inputs: a drawing written over the photo or video it
+    was drawn from loses the original."""
+    for option, path in (("--out", out), ("--json", json_path)):
+        if path is not None and _is_an_input(src, path):
+            raise GreitposeError(f"{option} {path} is the input itself; give another name")
+    if out is None or src.is_video or out_is_image_file(src, out):
+        return
+    target, root = out.resolve(), src.root.resolve()
+    if target == root:
+        raise GreitposeError(f"--out {out} is the source folder: the drawings would replace the images; "
+                             "give another folder")
+    if target.is_relative_to(root):  # a sub-folder of the source: its own images may be among the names
+        inputs = {p.resolve() for p in src.paths}
+        hit = next((p for p in src.paths if (target / src.relative(p)).resolve() in inputs), None)
+        if hit is not None:
+            raise GreitposeError(f"--out {out}: the drawing of {hit} would replace the image "
+                                 f"{out / src.relative(hit)}; give another folder")
+
+
 def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None:
     """Refuse output paths that do not fit the source, before anything is computed."""
     if json_path is not None and json_path.is_dir():
         raise GreitposeError(f"cannot write to {json_path}: it is a folder")
+    check_inputs_kept(src, out, json_path)
     if out is None:
         return
     suffix = out.suffix.lower()
@@ -116,8 +148,7 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
         src.on_skip = skip
     check_outputs(src, out, json_path)
     video_out = json_out = None
-    # a single image may go to a file path; otherwise images mirror their names under a folder
-    out_is_file = out is not None and len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
+    out_is_file = out_is_image_file(src, out)
     if out is not None:
         if src.is_video:
             video_out = VideoFile(out, src.fps, src.size)

@@ -126,6 +126,37 @@ def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_device("cuda:2")
 
 
+@pytest.mark.parametrize("source, args, needle", [
+    ("in/person.jpg", ["--out", "in/person.jpg"], "--out {t}/in/person.jpg is the input itself"),
+    ("in/person.jpg", ["--out", "in"], "--out {t}/in is the source folder"),
+    ("in", ["--out", "in/../in/"], "--out {t}/in/../in is the source folder"),
+    ("in/*.jpg", ["--out", "in"], "--out {t}/in is the source folder"),
+    ("in", ["-r", "--out", "in/sub"], "the drawing of {t}/in/person.jpg would replace the image {t}/in/sub/person.jpg"),
+    ("in", ["--json", "in/person.jpg"], "--json {t}/in/person.jpg is the input itself"),
+])
+def test_outputs_never_replace_the_inputs(tmp_path: Path, source: str, args: list[str], needle: str) -> None:
+    img = _image(tmp_path)
+    (img.parent / "sub").mkdir()
+    (img.parent / "sub" / "person.jpg").write_bytes(img.read_bytes())
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.jpg")}
+    result = run_cli("infer", f"{tmp_path}/{source}", *[a if a.startswith("-") else f"{tmp_path}/{a}" for a in args],
+                     "--weights", str(tmp_path / "missing.pt"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle.format(t=tmp_path) in lines[0], result.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.jpg")} == before
+
+
+def test_a_video_is_not_written_over_itself(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(shared_path("video", "demo.mp4").read_bytes())
+    before = video.read_bytes()
+    result = run_cli("infer", str(video), "--out", str(tmp_path / "." / "clip.mp4"), "--weights",
+                     str(tmp_path / "missing.pt"))
+    assert result.returncode == 1 and "is the input itself" in result.stderr, result.stderr
+    assert video.read_bytes() == before and sorted(tmp_path.iterdir()) == [video]
+
+
 @pytest.mark.parametrize("dataset, layout, needle", [
     ("coco", "empty", "cannot tell the keypoint annotation file in {root} (found: none); pass --ann"),
     ("coco", "absent", "data root {root} is not a folder"),
