@@ -141,6 +141,10 @@ def infer(
     if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
         raise GreitposeError("--coco-dataset labels images: give an image source and --json RESULTS.jsonl "
                              "(the per-image results it is made from)")
+    if coco_dataset is not None:
+        from greitpose.writers import refuse_overwrite
+
+        refuse_overwrite(coco_dataset, [json_out], "the results", "--coco-dataset")
     settings = dict(model=model, weights=weights, detector=detector, backend=backend, device=device, half=half,
                     det_conf=det_conf, det_iou=det_iou, max_people=max_people, track=track, smooth=smooth, decode=decode,
                     **chosen)
@@ -194,12 +198,16 @@ def convert(
 ) -> None:
     """COCO keypoint results or a COCO keypoint dataset from a folder run's JSON Lines, at any time."""
     from greitpose.batch import coco_dataset_from_lines, coco_results_from_lines
+    from greitpose.writers import refuse_overwrite
 
     limits.check(kpt_thr=kpt_thr)
     if coco is None and coco_dataset is None:
         raise GreitposeError("nothing to write: give --coco and/or --coco-dataset")
     if not lines.is_file():
         raise GreitposeError(f"{lines} does not exist")
+    for option, path in (("--coco", coco), ("--coco-dataset", coco_dataset)):
+        if path is not None:
+            refuse_overwrite(path, [lines], "the results", option)
     if coco is not None:
         console.print(f"{coco_results_from_lines(lines, coco)} people -> {coco}", highlight=False)
     if coco_dataset is not None:
@@ -441,6 +449,9 @@ def export(
     limits.check(batch=batch, opset=opset, tolerance=tolerance)
     if images is not None and not images.exists():
         raise GreitposeError(f"{images} does not exist")
+    if output is not None and output.suffix.lower() != ".onnx":
+        # an ONNX file under another name would be taken for a checkpoint, or replace one
+        raise GreitposeError(f"--out {output}: an ONNX export needs a .onnx file name")
     if onnx:
         path, expect = pose_weights(model, weights, parse_input_size(input_size))
         if path.suffix == ".onnx":
@@ -654,9 +665,10 @@ def average(
     """The mean of checkpoints of one model (e.g. two stages of a training lineage)."""
     from greitpose.train.averaging import average_weights, parse_shares
     from greitpose.train.config import resolve
-    from greitpose.writers import ensure_writable
+    from greitpose.writers import ensure_writable, refuse_overwrite
 
     limits.check(recalibrate_samples=recalibrate_samples)
+    refuse_overwrite(out, weights, "weights")
     ensure_writable(out)
     settings = resolve(recalibrate, {}) if recalibrate is not None else None
     written = average_weights(weights, out, parse_shares(shares, len(weights)) if shares else None, settings,

@@ -31,6 +31,7 @@ from greitpose.writers import (
     JsonLines,
     VideoFile,
     ensure_writable,
+    refuse_overwrite,
     write_image,
 )
 
@@ -81,18 +82,16 @@ def out_is_image_file(src: Source, out: Path | None) -> bool:
     return out is not None and not src.is_video and len(src) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _is_an_input(src: Source, path: Path) -> bool:
-    if src.is_video:
-        return src.file is not None and path.resolve() == Path(src.file).resolve()
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.resolve() in {p.resolve() for p in src.paths}
-
-
 def check_inputs_kept(src: Source, out: Path | None, json_path: Path | None) -> None:
     """Refuse outputs that would replace the inputs: a drawing written over the photo or video it
     was drawn from loses the original."""
     for option, path in (("--out", out), ("--json", json_path)):
-        if path is not None and _is_an_input(src, path):
-            raise GreitposeError(f"{option} {path} is the input itself; give another name")
+        if path is None:
+            continue
+        if src.is_video:
+            refuse_overwrite(path, [Path(src.file)] if src.file else [], "the video", option)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            refuse_overwrite(path, src.paths, "an image", option)
     if out is None or src.is_video or out_is_image_file(src, out):
         return
     target, root = out.resolve(), src.root.resolve()

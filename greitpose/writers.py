@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +21,14 @@ from greitpose.errors import GreitposeError
 def partial_path(path: Path) -> Path:
     """Temporary sibling of `path` that keeps its suffix (OpenCV picks formats by suffix)."""
     return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def refuse_overwrite(out: Path, inputs: Iterable[Path], what: str, option: str = "--out") -> None:
+    """An output that is one of the command's own inputs would replace the original with what
+    was made from it: refused, whatever the spelling of the path."""
+    target = out.resolve()
+    if any(target == Path(p).resolve() for p in inputs):
+        raise GreitposeError(f"{option} {out} would overwrite {what} it reads; give a new file")
 
 
 def ensure_writable(path: Path, is_dir: bool = False) -> None:

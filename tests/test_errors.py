@@ -127,12 +127,12 @@ def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("source, args, needle", [
-    ("in/person.jpg", ["--out", "in/person.jpg"], "--out {t}/in/person.jpg is the input itself"),
+    ("in/person.jpg", ["--out", "in/person.jpg"], "--out {t}/in/person.jpg would overwrite an image it reads; give a new file"),
     ("in/person.jpg", ["--out", "in"], "--out {t}/in is the source folder"),
     ("in", ["--out", "in/../in/"], "--out {t}/in/../in is the source folder"),
     ("in/*.jpg", ["--out", "in"], "--out {t}/in is the source folder"),
     ("in", ["-r", "--out", "in/sub"], "the drawing of {t}/in/person.jpg would replace the image {t}/in/sub/person.jpg"),
-    ("in", ["--json", "in/person.jpg"], "--json {t}/in/person.jpg is the input itself"),
+    ("in", ["--json", "in/person.jpg"], "--json {t}/in/person.jpg would overwrite an image it reads"),
 ])
 def test_outputs_never_replace_the_inputs(tmp_path: Path, source: str, args: list[str], needle: str) -> None:
     img = _image(tmp_path)
@@ -147,13 +147,27 @@ def test_outputs_never_replace_the_inputs(tmp_path: Path, source: str, args: lis
     assert {p: p.read_bytes() for p in tmp_path.rglob("*.jpg")} == before
 
 
+@pytest.mark.parametrize("make, args, needle", [
+    ("r.jsonl", ["convert", "{t}/r.jsonl", "--coco", "{t}/./r.jsonl"], "--coco {t}/r.jsonl would overwrite the results it reads"),
+    ("r.jsonl", ["convert", "{t}/r.jsonl", "--coco-dataset", "{t}/r.jsonl"], "--coco-dataset {t}/r.jsonl would overwrite the results"),
+    ("a.pt", ["average", "{t}/a.pt", "{t}/b.pt", "--out", "{t}/a.pt"], "--out {t}/a.pt would overwrite weights it reads"),
+])
+def test_files_made_from_an_input_never_replace_it(tmp_path: Path, make: str, args: list[str], needle: str) -> None:
+    for name in ("r.jsonl", "a.pt", "b.pt"):
+        (tmp_path / name).write_text(name)
+    result = run_cli(*[a.format(t=tmp_path) for a in args])
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert needle.format(t=tmp_path) in result.stderr, result.stderr
+    assert (tmp_path / make).read_text() == make
+
+
 def test_a_video_is_not_written_over_itself(tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     video.write_bytes(shared_path("video", "demo.mp4").read_bytes())
     before = video.read_bytes()
     result = run_cli("infer", str(video), "--out", str(tmp_path / "." / "clip.mp4"), "--weights",
                      str(tmp_path / "missing.pt"))
-    assert result.returncode == 1 and "is the input itself" in result.stderr, result.stderr
+    assert result.returncode == 1 and "would overwrite the video it reads" in result.stderr, result.stderr
     assert video.read_bytes() == before and sorted(tmp_path.iterdir()) == [video]
 
 

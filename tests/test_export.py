@@ -138,6 +138,17 @@ def test_export_checks_the_model_and_leaves_no_partial_file(tmp_path: Path, trai
     assert not list(tmp_path.rglob("*.onnx")) and not list(tmp_path.rglob("*partial*"))
 
 
+def test_export_never_writes_over_the_checkpoint(tmp_path: Path, trained_like: Path) -> None:
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(trained_like.read_bytes())
+    before = weights.read_bytes()
+    for out in (weights, tmp_path / "w"):
+        result = run_cli("export", "--onnx", "--weights", str(weights), "--out", str(out))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"--out {out}: an ONNX export needs a .onnx file name" in result.stderr, result.stderr
+    assert weights.read_bytes() == before and sorted(tmp_path.iterdir()) == [weights]
+
+
 def test_benchmark_writes_a_report(tmp_path: Path) -> None:
     result = run_cli("benchmark", "--models", "lite-hrnet-18", "--batches", "1,2", "--seconds", "0.05",
                      "--frames", "2", "--people", "2", "--train-batch", "2", "--json", str(tmp_path / "b.json"))

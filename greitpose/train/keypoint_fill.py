@@ -28,7 +28,7 @@ from greitpose.progress import progress_bar
 from greitpose.results import Detections
 from greitpose.sources import read_image
 from greitpose.train.teacher_labels import xywh_to_xyxy
-from greitpose.writers import ensure_writable, write_json
+from greitpose.writers import ensure_writable, refuse_overwrite, write_json
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ def fill_labels(ann_file: Path, image_dir: Path, load_model: Callable[[], Backen
     """Write `out`: all of `ann_file`, with the chosen annotations' unlabelled keypoints filled
     where the model is sure. The files are checked before the model loads (an export takes
     seconds). Written atomically, only when every image is read. Returns counts."""
-    if out.resolve() == ann_file.resolve():
-        raise GreitposeError(f"--out {out} would overwrite the annotations it reads; give a new file")
+    refuse_overwrite(out, [ann_file], "the annotations")
     ensure_writable(out)
     dataset = load_coco(ann_file, image_dir)
     chosen = to_fill(dataset, settings)

@@ -34,7 +34,7 @@ from greitpose.results import Poses
 from greitpose.sources import read_image
 from greitpose.tracking import box_iou
 from greitpose.train.mirror_check import checked, teacher_keypoints
-from greitpose.writers import ensure_writable, write_json
+from greitpose.writers import ensure_writable, refuse_overwrite, write_json
 
 Reader = Callable[[np.ndarray], Poses]
 
@@ -259,8 +259,7 @@ def add_teacher_labels(ann_file: Path, image_dir: Path, teacher: Path, out: Path
     settings.mirror_agree, the teacher keypoints of those images' annotations checked against
     mirrored readings. Written atomically, only when every image is read. Returns counts for the
     summary."""
-    if out.resolve() == ann_file.resolve():
-        raise GreitposeError(f"--out {out} would overwrite the annotations it reads; give a new file")
+    refuse_overwrite(out, [ann_file], "the annotations")
     if not teacher.is_file():
         raise GreitposeError(f"teacher model {teacher} does not exist")
     if settings.mirror_agree and not settings.zoom_size:
