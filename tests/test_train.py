@@ -265,6 +265,23 @@ def test_warm_start_loads_weights_of_the_same_model_at_any_size(tmp_path: Path) 
     assert result.returncode == 1 and "missing.pt does not exist" in result.stderr
 
 
+def test_a_run_never_writes_over_another(tmp_path: Path) -> None:
+    ann = make_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "--train-ann", str(ann), "--input-size", "64x64", "--batch-size", "2", "--epochs", "2",
+            "--workers", "0", "--device", "cpu", "--save-every-steps", "1", "--out", str(run)]
+    first = run_cli(*args, "--max-steps", "1")
+    assert first.returncode == 0, first.stderr
+    weights = (run / "last.pt").read_bytes()
+    again = run_cli(*args, "--max-steps", "1")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"run folder {run} already holds a run (config.yaml" in again.stderr, again.stderr
+    assert (run / "last.pt").read_bytes() == weights
+    resumed = run_cli(*args, "--max-steps", "2", "--resume", str(run / "state-step1.pt"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert checkpoint.load(run / "last.pt").extra["step"] == 2
+
+
 def test_source_weights_steer_sampling(tmp_path: Path) -> None:
     from greitpose.train.config import parse_source_weights
     from greitpose.train.data import Sample

@@ -19,11 +19,14 @@ from greitpose.errors import GreitposeError
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig
 from greitpose.train.loop import Trainer
+from greitpose.train.run_folder import check_run_folder
 
 
 def train(config: TrainConfig, console: Console | None = None) -> Path:
     """Run `config` here, or on `config.procs` local processes (one optimizer step takes a batch
     from each; rank 0 writes the run folder). Returns the run folder."""
+    if distributed.is_main_process():
+        check_run_folder(config)
     if config.procs <= 1 or distributed.launched():
         return Trainer(config, console).run()
     threads = max(1, torch.get_num_threads() // config.procs)
