@@ -354,6 +354,7 @@ def evaluate(
     )
     from greitpose.models import parse_input_size
     from greitpose.pose import check_decoder
+    from greitpose.writers import ensure_writable, refuse_overwrite
 
     if dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
@@ -373,15 +374,16 @@ def evaluate(
 
         check_peer_file(peer)
     if json_path is not None:
-        from greitpose.writers import ensure_writable
-
         ensure_writable(json_path)
     size = parse_input_size(input_size)
     if data_root is None and ann is None:  # found (or fetched) before any model loads
         from greitpose.downloads import locate_dataset
 
         data_root = locate_dataset(dataset)
-    find_eval_files(dataset, data_root, ann, images)
+    found_ann, _ = find_eval_files(dataset, data_root, ann, images)
+    for option, written in (("--json", json_path), ("--save-predictions", save_predictions)):
+        if written is not None:
+            refuse_overwrite(written, [found_ann, *([boxes] if boxes else [])], "a file", option)
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":

@@ -151,6 +151,10 @@ def test_outputs_never_replace_the_inputs(tmp_path: Path, source: str, args: lis
     ("r.jsonl", ["convert", "{t}/r.jsonl", "--coco", "{t}/./r.jsonl"], "--coco {t}/r.jsonl would overwrite the results it reads"),
     ("r.jsonl", ["convert", "{t}/r.jsonl", "--coco-dataset", "{t}/r.jsonl"], "--coco-dataset {t}/r.jsonl would overwrite the results"),
     ("a.pt", ["average", "{t}/a.pt", "{t}/b.pt", "--out", "{t}/a.pt"], "--out {t}/a.pt would overwrite weights it reads"),
+    ("r.jsonl", ["eval", "--ann", "{t}/r.jsonl", "--images", "{t}", "--save-predictions", "{t}/r.jsonl"],
+     "--save-predictions {t}/r.jsonl would overwrite a file it reads"),
+    ("a.pt", ["eval", "--ann", "{t}/r.jsonl", "--images", "{t}", "--boxes", "{t}/a.pt", "--json", "{t}/a.pt"],
+     "--json {t}/a.pt would overwrite a file it reads"),
 ])
 def test_files_made_from_an_input_never_replace_it(tmp_path: Path, make: str, args: list[str], needle: str) -> None:
     for name in ("r.jsonl", "a.pt", "b.pt"):
