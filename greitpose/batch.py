@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,20 @@ def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
 class ResumableLines:
     """Per-image JSON Lines that survive interruption and resume where they stopped."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, names: Collection[str] | None = None) -> None:
+        """`names`: the source's images (relative names); an earlier file with results for
+        others is another source's, refused and left as it was."""
         ensure_writable(path)
         self.path, self.tmp = path, partial_path(path)
-        if not self.tmp.exists() and self.path.is_file():
+        earlier = self.tmp if self.tmp.is_file() else self.path if self.path.is_file() else None
+        records, size = read_lines(earlier) if earlier is not None else ([], 0)
+        self.done: set[str] = {r["file"] for r in records}
+        foreign = sorted(self.done - set(names)) if names is not None else []
+        if foreign:
+            raise GreitposeError(f"{earlier} holds results for {len(foreign)} image(s) that are not in this "
+                                 f"source (e.g. {foreign[0]}): another run's file; give a new --json")
+        if earlier == self.path:
             os.replace(self.path, self.tmp)  # a finished file: re-running adds only what is missing
-        self.done: set[str] = set()
-        size = 0
-        if self.tmp.is_file():
-            records, size = read_lines(self.tmp)
-            self.done = {r["file"] for r in records}
         self.resumed = len(self.done)
         self.file = self.tmp.open("r+b" if self.tmp.exists() else "wb")
         self.file.truncate(size)

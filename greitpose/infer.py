@@ -157,7 +157,7 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
     resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"
     try:
         if resumable:
-            json_out = ResumableLines(json_path)
+            json_out = ResumableLines(json_path, [src.relative(p) for p in src.paths])
             src.paths = [p for p in src.paths if src.relative(p) not in json_out.done]
             if json_out.resumed:
                 console.print(json_out.resume_note(len(src.paths)), highlight=False)

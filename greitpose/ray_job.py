@@ -98,7 +98,7 @@ def run_on_ray(src: ImageSource, settings: dict[str, Any], json_path: Path, addr
     connect(address)
     import ray.exceptions
 
-    lines: ResumableLines | None = ResumableLines(json_path)
+    lines: ResumableLines | None = ResumableLines(json_path, [src.relative(p) for p in src.paths])
     todo = [p for p in src.paths if src.relative(p) not in lines.done]
     if lines.resumed:
         console.print(lines.resume_note(len(todo)), highlight=False)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from greitpose.batch import ResumableLines, read_lines
+from greitpose.errors import GreitposeError
 
 from conftest import REPO, run_cli
 
@@ -122,3 +123,19 @@ def test_resumable_lines_keep_only_complete_records(tmp_path: Path) -> None:
     again.add({"file": "c.jpg", "people": []})
     again.commit()
     assert [r["file"] for r in read_lines(path)[0]] == ["a.jpg", "c.jpg"]
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_resumable_lines_refuse_another_sources_results(tmp_path: Path, finished: bool) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = ResumableLines(path, ["a.jpg", "b.jpg"])
+    lines.add({"file": "a.jpg", "people": []})
+    lines.commit() if finished else lines.discard()
+    kept = path if finished else lines.tmp
+    before = kept.read_bytes()
+    with pytest.raises(GreitposeError, match=rf"{kept} holds results for 1 image\(s\) that are not in this source "
+                                             r"\(e.g. a.jpg\): another run's file"):
+        ResumableLines(path, ["x.jpg", "b.jpg"])
+    assert kept.read_bytes() == before and sorted(tmp_path.iterdir()) == [kept]
+    again = ResumableLines(path, ["a.jpg", "b.jpg", "c.jpg"])  # the same source, grown: resumes
+    assert again.done == {"a.jpg"}
