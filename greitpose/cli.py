@@ -21,7 +21,7 @@ from greitpose.limits import helps
 if TYPE_CHECKING:
     from greitpose.infer import Summary
     from greitpose.keypoints import KeypointSet
-    from greitpose.sources import Source
+    from greitpose.sources import Source, VideoSource
 
 app = typer.Typer(help="2D multi-person pose estimation with Greit-HRNet.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -121,7 +121,7 @@ def infer(
     from greitpose.estimator import PoseEstimator, check_settings
     from greitpose.infer import check_outputs, run
     from greitpose.models import parse_input_size
-    from greitpose.sources import open_source
+    from greitpose.sources import VideoSource, open_source
 
     if out is None and json_out is None and not show:
         raise GreitposeError("nothing to write: give --out, --json or --show")
@@ -152,6 +152,8 @@ def infer(
         summary, keypoints = _infer_on_ray(src, settings, out, json_out, show, ray, workers, batch_frames)
     else:
         estimator = PoseEstimator(**settings)
+        if isinstance(src, VideoSource) and src.live:
+            _first_signal_ends(src)
         summary = run(src, estimator, out, json_out, recursive, style, batch_frames, max_frames, show, console,
                       workers=workers or 1)
         keypoints = estimator.keypoints
@@ -690,6 +692,20 @@ class Interrupted(BaseException):
 def _raise_interrupted(signum: int, _frame: object) -> None:
     signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
     raise Interrupted(signum)
+
+
+def _first_signal_ends(src: VideoSource) -> None:
+    """A webcam has no end but the user's: the first Ctrl-C (or SIGTERM) ends its stream and the
+    outputs are finished as at a video's end; a second one abandons them, as for a file."""
+    def first(signum: int, _frame: object) -> None:
+        src.stop()
+        console.print(f"{signal.Signals(signum).name}: finishing the outputs (again to abandon them)",
+                      highlight=False)
+        for again in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(again, _raise_interrupted)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, first)
 
 
 def quiet_third_party() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,16 @@ class VideoSource:
         self.size = (first.shape[1], first.shape[0])
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.count = count if count > 0 and isinstance(target, str) else None
+        self.stopped = threading.Event()
+
+    @property
+    def live(self) -> bool:
+        """A webcam: no last frame, so a stop ends it as its end would."""
+        return self.file is None
+
+    def stop(self) -> None:
+        """End the stream after the frame being read (from any thread, or a signal handler)."""
+        self.stopped.set()
 
     def __len__(self) -> int:
         return self.count or 0
@@ -90,7 +101,7 @@ class VideoSource:
     def _frames(self) -> Iterator[Frame]:
         index, image = 0, self.first
         try:
-            while image is not None:
+            while image is not None and not self.stopped.is_set():
                 yield Frame(index, image, f"frame-{index}", index / self.fps)
                 ok, image = self.capture.read()
                 image = image if ok else None

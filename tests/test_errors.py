@@ -231,6 +231,39 @@ def test_a_signal_mid_video_cleans_up_and_says_so(tmp_path: Path, random_checkpo
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_ctrl_c_on_a_webcam_finishes_the_recording(tmp_path: Path, random_checkpoint: Path) -> None:
+    """A webcam ends when the user says so: the first Ctrl-C completes the outputs."""
+    video = shared_path("video", "pedestrians.avi")
+    out = tmp_path / "out"
+    out.mkdir()
+    camera = ("import os, sys, cv2\n"  # webcam 0 reads the video file, with no frame count
+              "real = cv2.VideoCapture\n"
+              "cv2.VideoCapture = lambda t, *a: real(os.environ['FAKE_CAMERA'] if isinstance(t, int) else t, *a)\n"
+              "from greitpose.cli import main\n"
+              "main()\n")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "FAKE_CAMERA": str(video)}
+    proc = subprocess.Popen([sys.executable, "-c", camera, "infer", "0", "--weights", str(random_checkpoint),
+                             "--detector", "none", "--device", "cpu", "--out", str(out / "cam.mp4"),
+                             "--json", str(out / "cam.jsonl")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".*partial*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1]
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "SIGINT: finishing the outputs" in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["cam.jsonl", "cam.mp4"]
+    frames = len((out / "cam.jsonl").read_text().splitlines())
+    capture = cv2.VideoCapture(str(out / "cam.mp4"))
+    written = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert 0 < frames < 795 and written == frames
+
+
 def test_child_processes_leave_the_callers_stdin_alone(tmp_path: Path, random_checkpoint: Path) -> None:
     """`while read f; do greitpose infer "$f" ...; done < list` must see every line of list."""
     from greitpose.writers import ffmpeg_exe
