@@ -210,6 +210,8 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
                     if quit_requested or (max_frames is not None and summary.frames >= max_frames):
                         break
         summary.seconds = time.perf_counter() - started
+        if isinstance(src, VideoSource) and not (quit_requested or src.stopped.is_set()):
+            _warn_if_cut_short(src, summary.frames, max_frames, warn)
         if summary.frames == 0 and not (resumable and json_out.resumed):
             raise GreitposeError(f"no readable images in {src.label}")
         if video_out is not None:
@@ -231,6 +233,17 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
         if resumable and json_out is not None and json_out.done:
             warn(json_out.kept_note())
     return summary
+
+
+def _warn_if_cut_short(src: VideoSource, frames: int, max_frames: int | None,
+                       warn: Callable[[str], None]) -> None:
+    """A video file that stops decoding well before the frame count its header gives is cut
+    short or damaged: the outputs hold what was read, and the user hears of the rest. (Counts
+    from a header can be a frame or two off, hence the margin.)"""
+    expected = min(src.count or 0, max_frames or src.count or 0)
+    if frames < expected - max(2, expected // 100):
+        warn(f"{src.label} ended after {frames} of the {src.count} frames its header gives (cut short "
+             f"or damaged?); the outputs hold those {frames}")
 
 
 def _show(image) -> bool:

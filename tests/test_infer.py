@@ -158,6 +158,19 @@ def test_video_to_video_and_jsonl(tmp_path: Path, random_checkpoint: Path) -> No
     assert len(frames[0]["people"][0]["keypoints"]) == 51
 
 
+def test_a_video_cut_short_is_named_and_its_frames_kept(tmp_path: Path, random_checkpoint: Path) -> None:
+    whole = shared_path("video", "pedestrians.avi")  # 795 frames in its header
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[:1_000_000])
+    result = _cli(random_checkpoint, str(cut), "--json", str(tmp_path / "out.jsonl"), "--no-flip")
+    assert result.returncode == 0, result.stderr
+    frames = len((tmp_path / "out.jsonl").read_text().splitlines())
+    assert 0 < frames < 795
+    assert f"warning: {cut} ended after {frames} of the 795 frames its header gives" in result.stderr
+    whole_run = _cli(random_checkpoint, str(shared_path("video", "demo.mp4")), "--json", str(tmp_path / "w.jsonl"))
+    assert whole_run.returncode == 0 and "warning" not in whole_run.stderr, whole_run.stderr
+
+
 def test_missing_weights_is_one_line(tmp_path: Path) -> None:
     [img] = _write_images(tmp_path, 1)
     result = run_cli("infer", str(img), "--out", str(tmp_path / "o.jpg"), "--detector", "none",
