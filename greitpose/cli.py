@@ -382,10 +382,10 @@ def evaluate(
         from greitpose.downloads import locate_dataset
 
         data_root = locate_dataset(dataset)
-    found_ann, _ = find_eval_files(dataset, data_root, ann, images)
+    ann, images = find_eval_files(dataset, data_root, ann, images)
     for option, written in (("--json", json_path), ("--save-predictions", save_predictions)):
         if written is not None:
-            refuse_overwrite(written, [found_ann, *([boxes] if boxes else [])], "a file", option)
+            refuse_overwrite(written, [ann, *([boxes] if boxes else [])], "a file", option)
     path, expect = pose_weights(model, weights, size, backend)
     pose = load_backend(path, backend, device, expect_model=expect)
     if dataset == "mpii":

@@ -240,7 +240,9 @@ def _warn_if_cut_short(src: VideoSource, frames: int, max_frames: int | None,
     """A video file that stops decoding well before the frame count its header gives is cut
     short or damaged: the outputs hold what was read, and the user hears of the rest. (Counts
     from a header can be a frame or two off, hence the margin.)"""
-    expected = min(src.count or 0, max_frames or src.count or 0)
+    if not src.count:
+        return
+    expected = min(src.count, max_frames or src.count)
     if frames < expected - max(2, expected // 100):
         warn(f"{src.label} ended after {frames} of the {src.count} frames its header gives (cut short "
              f"or damaged?); the outputs hold those {frames}")
