@@ -18,7 +18,7 @@ from greitpose.overlap import prefetch
 from greitpose.pose import TopDown, check_decoder
 from greitpose.results import Poses
 from greitpose.smoothing import TrackSmoother
-from greitpose.sources import Frame
+from greitpose.sources import Frame, as_bgr
 from greitpose.tracking import PoseGuidedTracker
 from greitpose.weights import find_weights
 
@@ -97,9 +97,12 @@ class PoseEstimator:
         """What the output channels mean (names, flip pairs, skeleton)."""
         return self.backend.keypoints
 
-    def process(self, images: Sequence[np.ndarray], times: Sequence[float] | None = None) -> list[Poses]:
+    def process(self, images: Sequence[np.ndarray | str | os.PathLike[str]],
+                times: Sequence[float] | None = None) -> list[Poses]:
         """Detect and estimate poses for several images (or consecutive frames) at once; with
-        pose-guided tracking (`det_every` > 1) frame by frame, each following the one before."""
+        pose-guided tracking (`det_every` > 1) frame by frame, each following the one before.
+        Images are BGR arrays (grey and BGRA converted) or paths."""
+        images = [as_bgr(image, f"image {i}") for i, image in enumerate(images)]
         if self.follower is None:
             return self._smooth(self.topdown(images, self.detector(images)), times)
         poses = []
@@ -127,5 +130,5 @@ class PoseEstimator:
                 self.smoother(p, float(t))
         return poses
 
-    def __call__(self, image: np.ndarray) -> Poses:
+    def __call__(self, image: np.ndarray | str | os.PathLike[str]) -> Poses:
         return self.process([image])[0]

@@ -33,6 +33,33 @@ def read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
+def as_bgr(image: object, what: str = "image") -> np.ndarray:
+    """A library caller's image as the pipeline takes it (H x W x 3, uint8, BGR): a path is read,
+    grey and BGRA arrays are converted; anything else is a clear error, never one from deep in
+    the detector (cv2.imread gives None for a file it cannot read)."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        read = read_image(path)
+        if read is None:
+            raise GreitposeError(f"cannot read image {path} (missing, empty, corrupt or not an image)")
+        return read
+    if image is None:
+        raise GreitposeError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
+    if not isinstance(image, np.ndarray):
+        raise GreitposeError(f"{what} is a {type(image).__name__}; expected a BGR array or an image path")
+    if image.dtype != np.uint8:
+        raise GreitposeError(f"{what} is a {image.dtype} array; expected uint8 (0-255), as cv2.imread gives")
+    if image.size == 0:
+        raise GreitposeError(f"{what} is empty (shape {image.shape})")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise GreitposeError(f"{what} has shape {image.shape}; expected H x W x 3 (BGR), H x W or H x W x 4")
+    return image
+
+
 class ImageSource:
     """Still images; unreadable ones are reported through `on_skip` and left out."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -231,6 +232,27 @@ def test_video_keeps_the_source_audio(tmp_path: Path, random_checkpoint: Path) -
     probe = subprocess.run([exe, "-hide_banner", "-i", str(tmp_path / "out.mp4")], capture_output=True, text=True)
     assert "Audio: aac" in probe.stderr and "Video: h264" in probe.stderr
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 10
+
+
+def test_library_images_are_checked_and_converted(tmp_path: Path, random_checkpoint: Path) -> None:
+    from greitpose.sources import as_bgr
+
+    colour = _image(40, 30)
+    grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    assert (as_bgr(grey) == cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)).all() and as_bgr(grey).shape == (40, 30, 3)
+    assert (as_bgr(cv2.cvtColor(colour, cv2.COLOR_BGR2BGRA)) == colour).all()
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), colour)
+    assert (as_bgr(path) == colour).all() and (as_bgr(str(path)) == colour).all()
+    for bad, needle in [(None, "image is None"), (colour.astype(np.float32), "image is a float32 array"),
+                        (np.zeros((0, 4, 3), np.uint8), "image is empty"), (colour[:, :, :2], "has shape (40, 30, 2)"),
+                        ([1, 2], "image is a list"), (tmp_path / "none.jpg", "cannot read image")]:
+        with pytest.raises(GreitposeError, match=re.escape(needle)):
+            as_bgr(bad)
+    estimator = PoseEstimator(weights=str(random_checkpoint), detector="none", device="cpu", backend="torch")
+    assert np.allclose(estimator(path).keypoints, estimator(colour).keypoints)
+    with pytest.raises(GreitposeError, match="image 1 is None"):
+        estimator.process([colour, None])
 
 
 def test_package_exposes_the_api() -> None:
