@@ -83,7 +83,7 @@ BackendOpt = Annotated[str, typer.Option(help="auto (CPU: ONNX Runtime on an exp
 
 @app.command()
 def infer(
-    source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index.")],
+    source: Annotated[list[str], typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index; or several images, folders and globs (e.g. imgs/*.jpg unquoted), taken as one set.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated image, folder or video (.mp4).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Images: COCO results JSON, or with .jsonl one resumable line per image; video: JSON Lines per frame.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pose model name (see 'greitpose info'); checked against --weights. Default greit-hrnet-18.")] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from greitpose.results import Poses
 from greitpose.sources import (
     IMAGE_SUFFIXES,
     Frame,
+    ImageSource,
     Source,
     VideoSource,
     open_source,
@@ -127,11 +128,12 @@ def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None
                                  "give a folder")
 
 
-def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
+def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Path | None = None, json_path: Path | None = None,
         recursive: bool = False, style: DrawStyle = DrawStyle(), batch_frames: int = 4,
         max_frames: int | None = None, show: bool = False, console: Console | None = None,
         warn: Callable[[str], None] | None = None, workers: int = 1) -> Summary:
-    """Run pose estimation over `source` (a path, glob, webcam index or an opened source);
+    """Run pose estimation over `source` (a path, glob or webcam index, several images, folders
+    and globs together, or an opened source);
     outputs appear only when complete. Folders may go through `workers` processes."""
     limits.check(batch_frames=batch_frames, max_frames=max_frames, infer_workers=workers)
     console = console or Console(stderr=True)
@@ -142,7 +144,7 @@ def run(source: str | Source, estimator: PoseEstimator, out: Path | None = None,
         summary.skipped.append(str(path))
         warn(f"skipped {path}: not a readable image")
 
-    src = open_source(source, recursive) if isinstance(source, str) else source
+    src = source if isinstance(source, (ImageSource, VideoSource)) else open_source(source, recursive)
     if not src.is_video:
         src.on_skip = skip
     check_outputs(src, out, json_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,9 +144,14 @@ def _images_in(paths: list[Path]) -> list[Path]:
     return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def open_source(source: str, recursive: bool = False,
+def open_source(source: str | Sequence[str], recursive: bool = False,
                 on_skip: Callable[[Path], None] | None = None) -> Source:
-    """Open what the user named: webcam index, glob, folder, video or image."""
+    """Open what the user named: webcam index, glob, folder, video or image; or several images,
+    folders and globs (as a shell expands `photos/*.jpg`), taken as one set of images."""
+    if not isinstance(source, str):
+        if len(source) != 1:
+            return _image_set(source, recursive, on_skip)
+        source = source[0]
     if source.isdigit():
         return VideoSource(int(source), f"webcam {source}")
     if any(c in source for c in "*?["):
@@ -174,3 +179,25 @@ def open_source(source: str, recursive: bool = False,
         return ImageSource([path], path.parent, on_skip, source)
     raise GreitposeError(f"{source}: unsupported file type '{suffix}' (images: "
                          f"{' '.join(sorted(IMAGE_SUFFIXES))}; videos: {' '.join(sorted(VIDEO_SUFFIXES))})")
+
+
+def _image_set(sources: Sequence[str], recursive: bool, on_skip: Callable[[Path], None] | None) -> ImageSource:
+    """The images of several sources in the order given, each once; their names relative to
+    the folder all of them share. Listed image files are read when their turn comes (an
+    unreadable one is skipped with a warning, as in a folder), not twice."""
+    if not sources:
+        raise GreitposeError("no source given")
+    paths: dict[Path, None] = {}
+    for item in sources:
+        path = Path(item).expanduser()
+        if item.isdigit() or path.suffix.lower() in VIDEO_SUFFIXES:
+            raise GreitposeError(f"{item}: a video or webcam is a source on its own, not one of several")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            paths[path.absolute()] = None
+            continue
+        opened = open_source(item, recursive, on_skip)  # a glob or folder (or the error naming it)
+        assert isinstance(opened, ImageSource)
+        paths.update(dict.fromkeys(p.absolute() for p in opened.paths))
+    found = list(paths)
+    root = Path(os.path.commonpath([str(p.parent) for p in found]))
+    return ImageSource(found, root, on_skip, f"{sources[0]} and {len(sources) - 1} more")

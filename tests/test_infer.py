@@ -132,6 +132,25 @@ def test_image_to_annotated_image_and_coco_json(tmp_path: Path, random_checkpoin
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_several_sources_are_one_set_of_images(tmp_path: Path, random_checkpoint: Path) -> None:
+    """What a shell makes of `infer a/*.jpg b/` : images, folders and globs, each image once."""
+    for name in ("a/1.jpg", "a/2.jpg", "b/3.png", "b/c/4.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), _image(64, 48))
+    sources = [str(tmp_path / "a" / "1.jpg"), str(tmp_path / "a" / "2.jpg"), str(tmp_path / "b"),
+               str(tmp_path / "a" / "*.jpg")]
+    result = _cli(random_checkpoint, *sources, "-r", "--out", str(tmp_path / "drawn"),
+                  "--json", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0, result.stderr
+    names = [json.loads(line)["file"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert names == ["a/1.jpg", "a/2.jpg", "b/3.png", "b/c/4.jpg"]
+    assert sorted(str(p.relative_to(tmp_path / "drawn")) for p in (tmp_path / "drawn").rglob("*.*")) == sorted(names)
+    video = _cli(random_checkpoint, str(tmp_path / "a" / "1.jpg"), str(shared_path("video", "demo.mp4")),
+                 "--json", str(tmp_path / "v.jsonl"))
+    assert video.returncode == 1 and "a video or webcam is a source on its own" in video.stderr
+    assert not (tmp_path / "v.jsonl").exists()
+
+
 def test_folder_with_a_corrupt_image(tmp_path: Path, random_checkpoint: Path) -> None:
     paths = _write_images(tmp_path / "in", 4)
     bad = tmp_path / "in" / "broken.jpg"
