@@ -119,12 +119,14 @@ def infer(
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator, check_settings
-    from greitpose.infer import check_outputs, run
+    from greitpose.infer import check_outputs, check_show, run
     from greitpose.models import parse_input_size
     from greitpose.sources import VideoSource, open_source
 
     if out is None and json_out is None and not show:
         raise GreitposeError("nothing to write: give --out, --json or --show")
+    if show:
+        check_show()
     # everything the user typed is checked before any model loads (that takes seconds)
     set_offline(offline)
     limits.check(det_every=det_every, det_size=det_size, batch_frames=batch_frames, max_frames=max_frames,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import time
 from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -136,6 +139,8 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
     and globs together, or an opened source);
     outputs appear only when complete. Folders may go through `workers` processes."""
     limits.check(batch_frames=batch_frames, max_frames=max_frames, infer_workers=workers)
+    if show:
+        check_show()
     console = console or Console(stderr=True)
     warn = warn or warner(console)
     summary = Summary()
@@ -248,6 +253,19 @@ def _warn_if_cut_short(src: VideoSource, frames: int, max_frames: int | None,
     if frames < expected - max(2, expected // 100):
         warn(f"{src.label} ended after {frames} of the {src.count} frames its header gives (cut short "
              f"or damaged?); the outputs hold those {frames}")
+
+
+def check_show() -> None:
+    """`--show` needs a window: an OpenCV built with a GUI and, on Linux, a display. Without them
+    OpenCV's Qt aborts the whole process, after everything has loaded, with none of our words."""
+    import cv2
+
+    if re.search(r"^\s*GUI:\s*NONE", cv2.getBuildInformation(), re.M):
+        raise GreitposeError("--show needs OpenCV with window support; this one has none (a headless "
+                             "build): write the result with --out instead")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise GreitposeError("--show needs a display, and this session has none (DISPLAY is not set): "
+                             "write the result with --out instead")
 
 
 def _show(image) -> bool:

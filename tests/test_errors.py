@@ -112,6 +112,22 @@ def test_library_raises_the_same_errors() -> None:
         run("anything.jpg", None, batch_frames=0)  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="displays are checked on Linux")
+def test_show_without_a_display_is_one_line_not_an_abort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from greitpose.infer import run
+
+    img = _image(tmp_path)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_cli("infer", str(img), "--show", "--weights", str(tmp_path / "missing.pt"))
+    assert result.returncode == 1, result.stderr  # OpenCV's Qt would abort: 134
+    assert result.stderr.strip().splitlines() == [
+        "error: --show needs a display, and this session has none (DISPLAY is not set): write the result with "
+        "--out instead"]
+    with pytest.raises(GreitposeError, match="--show needs a display"):
+        run(str(img), None, show=True)  # type: ignore[arg-type]
+
+
 def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
