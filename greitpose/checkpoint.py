@@ -97,6 +97,9 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        if "ultralytics" in str(err):  # the classes its pickle names
+            raise GreitposeError(f"{path} is an Ultralytics YOLO model, not greitpose pose weights; "
+                                 "a YOLO model goes to --detector") from None
         raise GreitposeError(f"{path} is not a readable greitpose weights file ({type(err).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise GreitposeError(

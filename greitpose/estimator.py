@@ -39,7 +39,9 @@ def pose_weights(model: str | None, weights: str | os.PathLike[str] | None, inpu
     """
     expect = get_config(model).name if model else None
     name = weights or default_weights_name(expect or DEFAULT_MODEL, input_size, backend)
-    return find_weights(name, "pose weights"), expect
+    hint = ("pass its path, or make it from the .pt checkpoint with 'greitpose export --onnx'"
+            if Path(name).suffix == ".onnx" else "pass its path")
+    return find_weights(name, "pose weights", hint), expect
 
 
 def check_settings(detector: object, det_conf: float, det_iou: float, max_people: int, track: bool,

@@ -17,7 +17,7 @@ import pytest
 
 from greitpose.errors import GreitposeError
 
-from conftest import REPO, run_cli, shared_path
+from conftest import REPO, run_cli, shared_model, shared_path
 
 
 def _image(tmp_path: Path) -> Path:
@@ -126,6 +126,18 @@ def test_show_without_a_display_is_one_line_not_an_abort(tmp_path: Path, monkeyp
         "--out instead"]
     with pytest.raises(GreitposeError, match="--show needs a display"):
         run(str(img), None, show=True)  # type: ignore[arg-type]
+
+
+def test_a_yolo_model_given_as_pose_weights_is_named_as_one(tmp_path: Path) -> None:
+    yolo = shared_model("yolo11n-pose.pt")
+    result = run_cli("infer", str(_image(tmp_path)), "--out", str(tmp_path / "o.jpg"), "--weights", str(yolo),
+                     "--detector", "none")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{yolo} is an Ultralytics YOLO model, not greitpose pose weights; a YOLO model goes to --detector" \
+        in result.stderr
+    onnx = run_cli("infer", str(_image(tmp_path)), "--out", str(tmp_path / "o.jpg"), "--backend", "onnx",
+                   "--weights", str(tmp_path / "none.onnx"))
+    assert "make it from the .pt checkpoint with 'greitpose export --onnx'" in onnx.stderr, onnx.stderr
 
 
 def test_absent_devices_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
