@@ -51,6 +51,7 @@ def _assert_clean_failure(result: subprocess.CompletedProcess, needle: str, out_
     (["--track", "--detector", "none"], "need a detector"),
     (["--smooth", "--detector", "none"], "need a detector"),
     (["--decode", "argmax"], "unknown decoder 'argmax' (quarter or dark)"),
+    (["--input-size", "100x75"], "input size 100x75 must be positive multiples of 32"),
 ])
 def test_bad_option_values_fail_before_anything_loads(tmp_path: Path, args: list[str], needle: str) -> None:
     img = _image(tmp_path)

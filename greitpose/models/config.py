@@ -34,9 +34,7 @@ class ModelConfig:
     input_size: tuple[int, int] = (256, 192)  # (height, width)
 
     def __post_init__(self) -> None:
-        h, w = self.input_size
-        if h <= 0 or w <= 0 or h % 32 or w % 32:
-            raise GreitposeError(f"input size {h}x{w} must be positive multiples of 32 (e.g. 256x192)")
+        check_input_size(*self.input_size)
         if self.num_keypoints < 1:
             raise GreitposeError(f"num_keypoints must be >= 1, got {self.num_keypoints}")
 
@@ -105,12 +103,21 @@ def get_config(name: str, num_keypoints: int = 17,
     )
 
 
+def check_input_size(h: int, w: int) -> None:
+    """The network halves its input five times (and its pooling factors are constants)."""
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise GreitposeError(f"input size {h}x{w} must be positive multiples of 32 (e.g. 256x192)")
+
+
 def parse_input_size(text: str) -> tuple[int, int]:
-    """'256x192' -> (256, 192): height x width, as the paper writes input sizes."""
+    """'256x192' -> (256, 192): height x width, as the paper writes input sizes; checked before
+    any weights are looked for."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX*,]\s*(\d+)\s*", text)
     if not match:
         raise GreitposeError(f"input size '{text}' is not HEIGHTxWIDTH, e.g. 256x192")
-    return int(match.group(1)), int(match.group(2))
+    size = int(match.group(1)), int(match.group(2))
+    check_input_size(*size)
+    return size
 
 
 def with_overrides(config: ModelConfig, **changes: Any) -> ModelConfig:
