@@ -33,16 +33,20 @@ def read_image(path: Path) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
+def must_read_image(path: Path, label: str | None = None) -> np.ndarray:
+    """BGR image, or an error naming the file (as `label`, e.g. the user's spelling)."""
+    image = read_image(path)
+    if image is None:
+        raise GreitposeError(f"cannot read image {label or path} (missing, empty, corrupt or not an image)")
+    return image
+
+
 def as_bgr(image: object, what: str = "image") -> np.ndarray:
     """A library caller's image as the pipeline takes it (H x W x 3, uint8, BGR): a path is read,
     grey and BGRA arrays are converted; anything else is a clear error, never one from deep in
     the detector (cv2.imread gives None for a file it cannot read)."""
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        read = read_image(path)
-        if read is None:
-            raise GreitposeError(f"cannot read image {path} (missing, empty, corrupt or not an image)")
-        return read
+        return must_read_image(Path(image))
     if image is None:
         raise GreitposeError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
     if not isinstance(image, np.ndarray):
@@ -174,8 +178,7 @@ def open_source(source: str | Sequence[str], recursive: bool = False,
             raise GreitposeError(f"cannot read video {source}: the file is empty")
         return VideoSource(str(path), str(source))
     if suffix in IMAGE_SUFFIXES:
-        if read_image(path) is None:
-            raise GreitposeError(f"cannot read image {source} (empty, corrupt or not an image)")
+        must_read_image(path, source)  # a single image that cannot be read is the whole job's error
         return ImageSource([path], path.parent, on_skip, source)
     raise GreitposeError(f"{source}: unsupported file type '{suffix}' (images: "
                          f"{' '.join(sorted(IMAGE_SUFFIXES))}; videos: {' '.join(sorted(VIDEO_SUFFIXES))})")

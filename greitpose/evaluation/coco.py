@@ -12,11 +12,10 @@ import numpy as np
 
 from greitpose import codec
 from greitpose.datasets import CocoKeypoints
-from greitpose.errors import GreitposeError
 from greitpose.evaluation.oks import oks_nms
 from greitpose.pose import TopDown
 from greitpose.results import Detections
-from greitpose.sources import read_image
+from greitpose.sources import must_read_image
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 DEFAULT_SIGMA = 0.05  # for keypoint sets that bring no sigmas of their own
@@ -55,10 +54,7 @@ def coco_eval(dataset: CocoKeypoints, predictions: list[dict[str, Any]], image_i
 
 
 def load_image(dataset: CocoKeypoints, image_id: int) -> np.ndarray:
-    image = read_image(dataset.images[image_id].path)
-    if image is None:
-        raise GreitposeError(f"cannot read image {dataset.images[image_id].path}")
-    return image
+    return must_read_image(dataset.images[image_id].path)
 
 
 @dataclass

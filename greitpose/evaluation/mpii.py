@@ -22,7 +22,7 @@ from greitpose.errors import GreitposeError
 from greitpose.keypoints import COCO, MPII, KeypointSet
 from greitpose.pose import TopDown
 from greitpose.results import Detections, Poses
-from greitpose.sources import read_image
+from greitpose.sources import must_read_image
 
 HEAD_BOX_FACTOR = 0.6
 UPPER_NECK, HEAD_TOP = 8, 9
@@ -96,13 +96,6 @@ def pckh(predictions: np.ndarray, people: Sequence[MpiiPerson], threshold: float
     return result
 
 
-def _read(path: Path) -> np.ndarray:
-    image = read_image(path)
-    if image is None:
-        raise GreitposeError(f"cannot read image {path}")
-    return image
-
-
 def predict(people: Sequence[MpiiPerson], topdown: TopDown, batch: int = 16,
             advance: Callable[[int], None] | None = None) -> np.ndarray:
     """(N, 16, 2) MPII joints (`as_mpii`) from the standard MPII crops (`mpii_box` at the model's
@@ -114,7 +107,7 @@ def predict(people: Sequence[MpiiPerson], topdown: TopDown, batch: int = 16,
     out = []
     for start in range(0, len(people), batch):
         chunk = people[start:start + batch]
-        images = [_read(p.image) for p in chunk]
+        images = [must_read_image(p.image) for p in chunk]
         dets = [Detections(mpii_box(p, aspect)[None].astype(np.float32), np.ones(1, np.float32)) for p in chunk]
         out.extend(poses.keypoints[0] for poses in topdown(images, dets, padding=1.0))
         if advance:
@@ -143,7 +136,7 @@ def predict_whole_images(people: Sequence[MpiiPerson], estimate: Callable[[np.nd
     for i, p in enumerate(people):
         by_image.setdefault(p.image, []).append(i)
     for path, members in by_image.items():
-        poses = estimate(_read(path))
+        poses = estimate(must_read_image(path))
         for i in members:
             found = nearest_pose(poses, people[i].center)
             if found is not None:

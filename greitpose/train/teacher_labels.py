@@ -31,7 +31,7 @@ from greitpose.evaluation.oks import oks
 from greitpose.keypoints import COCO
 from greitpose.progress import progress_bar
 from greitpose.results import Poses
-from greitpose.sources import read_image
+from greitpose.sources import must_read_image
 from greitpose.tracking import box_iou
 from greitpose.train.mirror_check import checked, teacher_keypoints
 from greitpose.writers import ensure_writable, refuse_overwrite, write_json
@@ -221,9 +221,7 @@ Read = tuple[int, list[dict[str, Any]], list[dict[str, Any]], int]  # image id, 
 
 def _read(item: Item) -> Read:
     image_id, path, labelled = item
-    image = read_image(Path(path))
-    if image is None:
-        raise GreitposeError(f"cannot read image {path}")
+    image = must_read_image(Path(path))
     whole, zoom = _worker["readers"]
     settings: TeacherSettings = _worker["settings"]
     found = new_people(image, labelled, whole, zoom, settings) if settings.add else []
