@@ -54,12 +54,20 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
+def check_half(half: bool | None, device: str | None) -> None:
+    """fp16 is a CUDA feature here: asked for on a CPU, it is refused rather than quietly dropped."""
+    if half and resolve_device(device).type != "cuda":
+        raise GreitposeError("--half (fp16) runs on CUDA only, and this run is on the CPU: drop --half "
+                             "(or give --device cuda on a machine with a GPU)")
+
+
 class TorchBackend:
     """PyTorch eager inference; fp16 on CUDA unless told otherwise."""
 
     def __init__(self, model: PoseModel, device: str | None = None, half: bool | None = None) -> None:
+        check_half(half, device)
         self.device = resolve_device(device)
-        self.half = self.device.type == "cuda" if half is None else half and self.device.type == "cuda"
+        self.half = self.device.type == "cuda" if half is None else half
         self.network = model.network.eval().to(self.device)
         if self.half:
             self.network = self.network.half()

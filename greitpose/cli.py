@@ -175,11 +175,12 @@ def _infer_on_ray(src: Source, settings: dict[str, Any], out: Path | None, json_
     actor loads the same file."""
     from greitpose.backends import load_backend
     from greitpose.estimator import pose_weights
-    from greitpose.infer import warner
+    from greitpose.infer import note_left_out, warner
     from greitpose.ray_job import run_on_ray
 
     if src.is_video or out is not None or show or json_out is None or json_out.suffix.lower() != ".jsonl":
         raise GreitposeError("--ray runs folders of images into --json RESULTS.jsonl (no --out, --show or video)")
+    note_left_out(src, console)
     path, expect = pose_weights(settings["model"], settings["weights"], settings["input_size"], settings["backend"])
     keypoints = load_backend(path, "onnx" if path.suffix == ".onnx" else "torch", "cpu", expect_model=expect).keypoints
     settings = {**settings, "weights": str(path.resolve())}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from greitpose import limits
-from greitpose.backends import Backend, load_backend
+from greitpose.backends import Backend, check_half, load_backend
 from greitpose.detect import DEFAULT_DETECTOR, DEFAULT_SIZE, Detector, WholeImage, load_detector
 from greitpose.errors import GreitposeError
 from greitpose.keypoints import KeypointSet
@@ -71,6 +71,7 @@ class PoseEstimator:
                  det_size: int = DEFAULT_SIZE, threads: int | None = None, decode: str = "quarter") -> None:
         given = {k: v for k, v in locals().items() if k != "self"}
         check_settings(detector, det_conf, det_iou, max_people, track or smooth, det_every, det_size, decode)
+        check_half(half, device)
         backend_name = backend if isinstance(backend, str) else "auto"  # also picks the detector's runtime
         track = track or smooth
         # files first (missing ones are errors in a moment), then the models (exports take seconds)

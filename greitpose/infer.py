@@ -23,6 +23,7 @@ from greitpose.parallel import stream_parallel
 from greitpose.progress import progress_bar
 from greitpose.results import Poses
 from greitpose.sources import (
+    DRAWINGS_MARK,
     IMAGE_SUFFIXES,
     Frame,
     ImageSource,
@@ -79,6 +80,19 @@ VIDEO_OUT_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv"}
 def warner(console: Console) -> Callable[[str], None]:
     """One yellow 'warning:' line per message, never wrapped (paths stay copyable)."""
     return lambda msg: console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def note_left_out(src: Source, console: Console) -> None:
+    """Say which sub-folders of drawings a scan left out, and how to take them after all."""
+    for folder in getattr(src, "left_out", []):
+        console.print(f"note: left out {folder}: drawings made by greitpose (delete its {DRAWINGS_MARK} "
+                      "file to take them as images)", highlight=False, soft_wrap=True)
+
+
+def mark_drawings(folder: Path) -> None:
+    """Tag a folder of drawings, so that a later scan of a folder above it leaves it out."""
+    (folder / DRAWINGS_MARK).write_text("Drawings made by greitpose infer. A scan of a folder above this "
+                                        "one leaves it out; delete this file to take them as images.\n")
 
 
 def out_is_image_file(src: Source, out: Path | None) -> bool:
@@ -152,6 +166,7 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
     src = source if isinstance(source, (ImageSource, VideoSource)) else open_source(source, recursive)
     if not src.is_video:
         src.on_skip = skip
+    note_left_out(src, console)
     check_outputs(src, out, json_path)
     video_out = json_out = None
     out_is_file = out_is_image_file(src, out)
@@ -160,6 +175,8 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
             video_out = VideoFile(out, src.fps, src.size)
         else:
             ensure_writable(out, is_dir=not out_is_file)
+            if not out_is_file:
+                mark_drawings(out)
     # folders to JSON Lines: one line per image, resumable after an interruption
     resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"
     try:

@@ -15,6 +15,8 @@ import numpy as np
 from greitpose.errors import GreitposeError
 from greitpose.overlap import prefetch
 
+#: left in a folder of drawings by `infer --out`; scans of a parent folder leave that folder out
+DRAWINGS_MARK = ".greitpose-drawings"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
@@ -72,6 +74,8 @@ class ImageSource:
     def __init__(self, paths: list[Path], root: Path, on_skip: Callable[[Path], None] | None = None,
                  label: str = "") -> None:
         self.paths, self.root, self.label = paths, root, label or str(root)
+        #: sub-folders of drawings (DRAWINGS_MARK) whose images were not taken
+        self.left_out: list[Path] = []
         self.on_skip = on_skip or (lambda p: None)
         self.fps, self.size = 0.0, None
 
@@ -148,6 +152,35 @@ def _images_in(paths: list[Path]) -> list[Path]:
     return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _without_drawings(source: ImageSource) -> ImageSource:
+    """Leave out the images in sub-folders of the source that hold greitpose's own drawings
+    (an earlier `--out` inside the source), which a recursive scan would take for photos."""
+    marked: dict[Path, bool] = {}
+
+    def drawings_folder(path: Path) -> Path | None:
+        try:
+            parts = path.parent.relative_to(source.root).parts
+        except ValueError:
+            return None
+        for depth in range(1, len(parts) + 1):
+            folder = source.root.joinpath(*parts[:depth])
+            if folder not in marked:
+                marked[folder] = (folder / DRAWINGS_MARK).is_file()
+            if marked[folder]:
+                return folder
+        return None
+
+    kept = []
+    for path in source.paths:
+        folder = drawings_folder(path)
+        if folder is None:
+            kept.append(path)
+        elif folder not in source.left_out:
+            source.left_out.append(folder)
+    source.paths = kept
+    return source
+
+
 def open_source(source: str | Sequence[str], recursive: bool = False,
                 on_skip: Callable[[Path], None] | None = None) -> Source:
     """Open what the user named: webcam index, glob, folder, video or image; or several images,
@@ -162,7 +195,8 @@ def open_source(source: str | Sequence[str], recursive: bool = False,
         paths = _images_in([Path(p) for p in glob.glob(source, recursive=True)])
         if not paths:
             raise GreitposeError(f"no images match '{source}'")
-        return ImageSource(paths, Path(os.path.commonpath([str(p.parent) for p in paths])), on_skip, source)
+        root = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        return _with_images(_without_drawings(ImageSource(paths, root, on_skip, source)))
     path = Path(source).expanduser()
     if not path.exists():
         raise GreitposeError(f"{source} does not exist")
@@ -171,7 +205,7 @@ def open_source(source: str | Sequence[str], recursive: bool = False,
         if not paths:
             hint = "" if recursive else " (add --recursive to look in sub-folders)"
             raise GreitposeError(f"no images in folder {source}{hint}")
-        return ImageSource(paths, path, on_skip, source)
+        return _with_images(_without_drawings(ImageSource(paths, path, on_skip, source)))
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         if path.stat().st_size == 0:
@@ -184,6 +218,14 @@ def open_source(source: str | Sequence[str], recursive: bool = False,
                          f"{' '.join(sorted(IMAGE_SUFFIXES))}; videos: {' '.join(sorted(VIDEO_SUFFIXES))})")
 
 
+def _with_images(source: ImageSource) -> ImageSource:
+    """A source whose only images were drawings is an error that says so."""
+    if not source.paths:
+        raise GreitposeError(f"no images in {source.label} besides greitpose's own drawings in "
+                             f"{', '.join(map(str, source.left_out))}")
+    return source
+
+
 def _image_set(sources: Sequence[str], recursive: bool, on_skip: Callable[[Path], None] | None) -> ImageSource:
     """The images of several sources in the order given, each once; their names relative to
     the folder all of them share. Listed image files are read when their turn comes (an
@@ -191,6 +233,7 @@ def _image_set(sources: Sequence[str], recursive: bool, on_skip: Callable[[Path]
     if not sources:
         raise GreitposeError("no source given")
     paths: dict[Path, None] = {}
+    left_out: list[Path] = []
     for item in sources:
         path = Path(item).expanduser()
         if item.isdigit() or path.suffix.lower() in VIDEO_SUFFIXES:
@@ -201,6 +244,9 @@ def _image_set(sources: Sequence[str], recursive: bool, on_skip: Callable[[Path]
         opened = open_source(item, recursive, on_skip)  # a glob or folder (or the error naming it)
         assert isinstance(opened, ImageSource)
         paths.update(dict.fromkeys(p.absolute() for p in opened.paths))
+        left_out += opened.left_out
     found = list(paths)
     root = Path(os.path.commonpath([str(p.parent) for p in found]))
-    return ImageSource(found, root, on_skip, f"{sources[0]} and {len(sources) - 1} more")
+    result = ImageSource(found, root, on_skip, f"{sources[0]} and {len(sources) - 1} more")
+    result.left_out = left_out
+    return result

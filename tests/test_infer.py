@@ -17,6 +17,7 @@ from greitpose.estimator import PoseEstimator
 from greitpose.keypoints import COCO
 from greitpose.models import get_config
 from greitpose.results import Detections, Poses
+from greitpose.sources import DRAWINGS_MARK
 
 from conftest import run_cli, shared_path
 
@@ -144,11 +145,35 @@ def test_several_sources_are_one_set_of_images(tmp_path: Path, random_checkpoint
     assert result.returncode == 0, result.stderr
     names = [json.loads(line)["file"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert names == ["a/1.jpg", "a/2.jpg", "b/3.png", "b/c/4.jpg"]
-    assert sorted(str(p.relative_to(tmp_path / "drawn")) for p in (tmp_path / "drawn").rglob("*.*")) == sorted(names)
+    drawn = [str(p.relative_to(tmp_path / "drawn")) for p in (tmp_path / "drawn").rglob("*.*")]
+    assert sorted(drawn) == sorted([*names, DRAWINGS_MARK])
     video = _cli(random_checkpoint, str(tmp_path / "a" / "1.jpg"), str(shared_path("video", "demo.mp4")),
                  "--json", str(tmp_path / "v.jsonl"))
     assert video.returncode == 1 and "a video or webcam is a source on its own" in video.stderr
     assert not (tmp_path / "v.jsonl").exists()
+
+
+def test_drawings_inside_the_source_are_not_taken_as_photos_later(tmp_path: Path,
+                                                                  random_checkpoint: Path) -> None:
+    """`infer photos -r --out photos/drawn` run twice must not pose its own drawings."""
+    photos = tmp_path / "photos"
+    _write_images(photos / "trip", 2)
+    first = _cli(random_checkpoint, str(photos), "-r", "--out", str(photos / "drawn"))
+    assert first.returncode == 0, first.stderr
+    assert len(list((photos / "drawn" / "trip").glob("*.jpg"))) == 2
+    again = _cli(random_checkpoint, str(photos), "-r", "--json", str(tmp_path / "r.jsonl"))
+    assert again.returncode == 0, again.stderr
+    names = [json.loads(line)["file"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert sorted(names) == ["trip/000000000000.jpg", "trip/000000000001.jpg"]
+    assert f"left out {photos / 'drawn'}" in " ".join(again.stderr.split())
+    # named directly, the drawings are images like any other
+    direct = _cli(random_checkpoint, str(photos / "drawn"), "-r", "--json", str(tmp_path / "d.jsonl"))
+    assert direct.returncode == 0 and len((tmp_path / "d.jsonl").read_text().splitlines()) == 2
+    for image in (photos / "trip").iterdir():
+        image.unlink()
+    none_left = _cli(random_checkpoint, str(photos), "-r", "--json", str(tmp_path / "n.jsonl"))
+    assert none_left.returncode == 1 and "besides greitpose's own drawings" in none_left.stderr
+    assert len(none_left.stderr.strip().splitlines()) == 1
 
 
 def test_folder_with_a_corrupt_image(tmp_path: Path, random_checkpoint: Path) -> None:
@@ -158,7 +183,7 @@ def test_folder_with_a_corrupt_image(tmp_path: Path, random_checkpoint: Path) ->
     result = _cli(random_checkpoint, str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                   "--json", str(tmp_path / "res.json"))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*(p.name for p in paths), DRAWINGS_MARK])
     assert "broken.jpg" in result.stderr and "warning" in result.stderr
     assert len({e["image_id"] for e in json.loads((tmp_path / "res.json").read_text())}) == 4
 
