@@ -54,16 +54,26 @@ def info(
     keypoints: Annotated[int, typer.Option(help="Number of keypoint heatmaps (17 COCO, 16 MPII).")] = 17,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Parameters and GMACs of one model or of every registered one."""
+    """This installation (versions, devices, weights found or missing), then the parameters and
+    GMACs of every registered model; with MODEL, that model's only."""
     from greitpose.models import get_config, model_names, parse_input_size
     from greitpose.models.complexity import measure
+    from greitpose.setup_report import as_dict, report
 
     size = parse_input_size(input_size)
     names = [model] if model else model_names()
     rows = [measure(get_config(n, keypoints, size)).to_dict() for n in names]
+    items = [] if model else report()
     if as_json:
-        out.print_json(json.dumps(rows[0] if model else rows))
+        out.print_json(json.dumps(rows[0] if model else {"installation": as_dict(items), "models": rows}))
         return
+    if items:
+        setup = Table(title="this installation", show_header=False)
+        setup.add_column(style="bold")
+        setup.add_column(overflow="fold")
+        for item in items:
+            setup.add_row(item.name, item.value if item.ok else f"[yellow]{item.value}[/yellow]")
+        out.print(setup)
     table = Table(title=f"models at {size[0]}x{size[1]}, {keypoints} keypoints")
     for col in ("model", "params (M)", "GMACs", "heatmap"):
         table.add_column(col, justify="left" if col == "model" else "right")

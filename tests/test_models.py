@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,6 +138,27 @@ def test_info_json_cli() -> None:
     data = json.loads(result.stdout)
     assert data["model"] == "greit-hrnet-18" and data["heatmap_size"] == [64, 48]
     assert 1.10e6 <= data["params"] <= 1.20e6 and data["gmacs"] <= 0.27
+
+
+def test_info_says_which_weights_are_found_and_where_missing_ones_go(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from greitpose.setup_report import weights_items
+
+    monkeypatch.setenv("GREITPOSE_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("GREITPOSE_OFFLINE", "1")
+    items = {item.name: item for item in weights_items()}
+    pose = {k: v for k, v in items.items() if k.startswith("pose weights")}
+    assert sorted(pose) == ["pose weights (accurate, balanced)", "pose weights (fast)"]
+    for item in pose.values():  # the shipped files: found, or named as missing
+        assert Path(item.value).is_file() if item.ok else "missing" in item.value
+    detector = items["detector (default)"]
+    if not detector.ok:  # no yolo11n.pt in the shipped folders
+        assert detector.value == f"yolo11n.pt: missing; put it in {tmp_path}/ or pass --detector PATH"
+    (tmp_path / "yolo11n.pt").write_bytes(b"stand-in")
+    report = json.loads(run_cli("info", "--json", env={"GREITPOSE_WEIGHTS": str(tmp_path)}).stdout)
+    detector = report["installation"]["detector (default)"]
+    assert detector["ok"] and Path(detector["value"]).is_file()
+    assert len(report["models"]) > 4 and report["installation"]["offline"]["value"].startswith("yes")
 
 
 def test_info_unknown_model_is_one_line_error() -> None:
