@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +45,18 @@ def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
 class ResumableLines:
     """Per-image JSON Lines that survive interruption and resume where they stopped."""
 
-    def __init__(self, path: Path, names: Collection[str] | None = None) -> None:
-        """`names`: the source's images (relative names); an earlier file with results for
-        others is another source's, refused and left as it was."""
+    def __init__(self, path: Path, files: Mapping[str, int | None] | None = None) -> None:
+        """`files`: the source's images, relative name -> size in bytes (None: unknown). An
+        earlier file with results for other names, or for same-named images of another size,
+        is another source's: refused and left as it was. Each record keeps its image's size."""
         ensure_writable(path)
         self.path, self.tmp = path, partial_path(path)
+        self.sizes = dict(files or {})
         earlier = self.tmp if self.tmp.is_file() else self.path if self.path.is_file() else None
         records, size = read_lines(earlier) if earlier is not None else ([], 0)
         self.done: set[str] = {r["file"] for r in records}
-        foreign = sorted(self.done - set(names)) if names is not None else []
-        if foreign:
-            raise GreitposeError(f"{earlier} holds results for {len(foreign)} image(s) that are not in this "
-                                 f"source (e.g. {foreign[0]}): another run's file; give a new --json")
+        if files is not None and earlier is not None:
+            _check_same_source(earlier, records, self.sizes)
         if earlier == self.path:
             os.replace(self.path, self.tmp)  # a finished file: re-running adds only what is missing
         self.resumed = len(self.done)
@@ -73,6 +73,8 @@ class ResumableLines:
 
     def add(self, record: dict[str, Any]) -> None:
         """Append one image's record; flushed at once, synced to disk every few seconds."""
+        if self.sizes.get(record["file"]) is not None:
+            record = {"file": record["file"], "bytes": self.sizes[record["file"]], **record}
         self.file.write((json.dumps(record, separators=(",", ":")) + "\n").encode())
         self.file.flush()
         self.done.add(record["file"])
@@ -89,6 +91,32 @@ class ResumableLines:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+
+def _check_same_source(earlier: Path, records: list[dict[str, Any]], sizes: Mapping[str, int | None]) -> None:
+    """Results of another source under the same --json name: names this source lacks, or the
+    same names for images of other sizes (two folders of IMG_0001.jpg ...)."""
+    foreign = sorted({r["file"] for r in records} - set(sizes))
+    if foreign:
+        raise GreitposeError(f"{earlier} holds results for {len(foreign)} image(s) that are not in this "
+                             f"source (e.g. {foreign[0]}): another run's file; give a new --json")
+    changed = [r for r in records if "bytes" in r and sizes[r["file"]] not in (None, r["bytes"])]
+    if changed:
+        r = changed[0]
+        raise GreitposeError(f"{earlier} holds results for {len(changed)} image(s) named as in this source but "
+                             f"of other sizes (e.g. {r['file']}: {r['bytes']} bytes then, {sizes[r['file']]} "
+                             "now): another source's file, or the images changed; give a new --json")
+
+
+def file_sizes(paths: Iterable[Path], name: Callable[[Path], str]) -> dict[str, int | None]:
+    """Relative name -> size in bytes of each image (None where it cannot be read)."""
+    sizes: dict[str, int | None] = {}
+    for path in paths:
+        try:
+            sizes[name(path)] = path.stat().st_size
+        except OSError:
+            sizes[name(path)] = None
+    return sizes
 
 
 def image_id(name: str) -> int | str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from greitpose import limits
-from greitpose.batch import ResumableLines, coco_entries, image_record
+from greitpose.batch import ResumableLines, coco_entries, file_sizes, image_record
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
@@ -181,7 +181,7 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
     resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"
     try:
         if resumable:
-            json_out = ResumableLines(json_path, [src.relative(p) for p in src.paths])
+            json_out = ResumableLines(json_path, file_sizes(src.paths, src.relative))
             src.paths = [p for p in src.paths if src.relative(p) not in json_out.done]
             if json_out.resumed:
                 console.print(json_out.resume_note(len(src.paths)), highlight=False)

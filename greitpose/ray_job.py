@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from greitpose.batch import ResumableLines
+from greitpose.batch import ResumableLines, file_sizes
 from greitpose.errors import GreitposeError
 from greitpose.infer import Summary
 from greitpose.progress import progress_bar
@@ -98,7 +98,7 @@ def run_on_ray(src: ImageSource, settings: dict[str, Any], json_path: Path, addr
     connect(address)
     import ray.exceptions
 
-    lines: ResumableLines | None = ResumableLines(json_path, [src.relative(p) for p in src.paths])
+    lines: ResumableLines | None = ResumableLines(json_path, file_sizes(src.paths, src.relative))
     todo = [p for p in src.paths if src.relative(p) not in lines.done]
     if lines.resumed:
         console.print(lines.resume_note(len(todo)), highlight=False)

@@ -128,14 +128,18 @@ def test_resumable_lines_keep_only_complete_records(tmp_path: Path) -> None:
 @pytest.mark.parametrize("finished", [True, False])
 def test_resumable_lines_refuse_another_sources_results(tmp_path: Path, finished: bool) -> None:
     path = tmp_path / "r.jsonl"
-    lines = ResumableLines(path, ["a.jpg", "b.jpg"])
+    lines = ResumableLines(path, {"a.jpg": 10, "b.jpg": 20})
     lines.add({"file": "a.jpg", "people": []})
     lines.commit() if finished else lines.discard()
     kept = path if finished else lines.tmp
     before = kept.read_bytes()
     with pytest.raises(GreitposeError, match=rf"{kept} holds results for 1 image\(s\) that are not in this source "
                                              r"\(e.g. a.jpg\): another run's file"):
-        ResumableLines(path, ["x.jpg", "b.jpg"])
+        ResumableLines(path, {"x.jpg": 10, "b.jpg": 20})
+    # two folders of the same file names (IMG_0001.jpg ...): the sizes tell them apart
+    with pytest.raises(GreitposeError, match=rf"{kept} holds results for 1 image\(s\) named as in this source but "
+                                             r"of other sizes \(e.g. a.jpg: 10 bytes then, 11 now\)"):
+        ResumableLines(path, {"a.jpg": 11, "b.jpg": 20})
     assert kept.read_bytes() == before and sorted(tmp_path.iterdir()) == [kept]
-    again = ResumableLines(path, ["a.jpg", "b.jpg", "c.jpg"])  # the same source, grown: resumes
+    again = ResumableLines(path, {"a.jpg": 10, "b.jpg": 20, "c.jpg": None})  # the same source, grown: resumes
     assert again.done == {"a.jpg"}
