@@ -41,6 +41,11 @@ from greitpose.writers import (
 )
 
 
+#: video results under these names are JSON Lines (one frame per line); under any other name
+#: (`.json`), one JSON array of the same frame records, so that the file is what its name says
+LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
 @dataclass
 class Summary:
     frames: int = 0
@@ -186,7 +191,8 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
             if json_out.resumed:
                 console.print(json_out.resume_note(len(src.paths)), highlight=False)
         elif json_path is not None:
-            json_out = JsonLines(json_path) if src.is_video else JsonArray(json_path)
+            lines = src.is_video and json_path.suffix.lower() in LINES_SUFFIXES
+            json_out = JsonLines(json_path) if lines else JsonArray(json_path)
         total = len(src) or None
         if max_frames:
             total = min(total or max_frames, max_frames)

@@ -201,6 +201,10 @@ def test_video_to_video_and_jsonl(tmp_path: Path, random_checkpoint: Path) -> No
     frames = [json.loads(line) for line in lines]
     assert [f["frame"] for f in frames] == list(range(len(lines)))
     assert len(frames[0]["people"][0]["keypoints"]) == 51
+    # named .json, the same records form one JSON document
+    short = _cli(random_checkpoint, str(video), "--json", str(tmp_path / "out.json"), "--max-frames", "3")
+    assert short.returncode == 0, short.stderr
+    assert json.loads((tmp_path / "out.json").read_text()) == frames[:3]
 
 
 def test_a_video_cut_short_is_named_and_its_frames_kept(tmp_path: Path, random_checkpoint: Path) -> None:
