@@ -95,7 +95,7 @@ BackendOpt = Annotated[str, typer.Option(help="auto (CPU: ONNX Runtime on an exp
 def infer(
     source: Annotated[list[str], typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or webcam index; or several images, folders and globs (e.g. imgs/*.jpg unquoted), taken as one set.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated image, folder or video (.mp4).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Images: COCO results JSON, or with .jsonl one resumable line per image; video: JSON Lines per frame.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Images: COCO results JSON, or with .jsonl one resumable line per image; video: one record per frame, JSON Lines for .jsonl, a JSON array for .json.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Pose model name (see 'greitpose info'); checked against --weights. Default greit-hrnet-18.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="Pose weights (.pt checkpoint or .onnx); default <model>-coco-HxW.")] = None,
     preset: Annotated[Optional[str], typer.Option(help=f"Speed/accuracy settings: {PRESET_HELP}. Default: {presets.IMAGE_DEFAULT} for images, {presets.VIDEO_DEFAULT} for video and webcam. The options below override it.")] = None,
