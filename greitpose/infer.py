@@ -94,6 +94,14 @@ def note_left_out(src: Source, console: Console) -> None:
                       "file to take them as images)", highlight=False, soft_wrap=True)
 
 
+def holds_only_drawings(folder: Path) -> bool:
+    """A folder that is new, empty of images or already marked holds nothing but drawings; one
+    with images of its own is not marked (that would hide those images from later scans)."""
+    if not folder.is_dir() or (folder / DRAWINGS_MARK).is_file():
+        return True
+    return next((p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES), None) is None
+
+
 def mark_drawings(folder: Path) -> None:
     """Tag a folder of drawings, so that a later scan of a folder above it leaves it out."""
     (folder / DRAWINGS_MARK).write_text("Drawings made by greitpose infer. A scan of a folder above this "
@@ -179,8 +187,9 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
         if src.is_video:
             video_out = VideoFile(out, src.fps, src.size)
         else:
+            marks = not out_is_file and holds_only_drawings(out)
             ensure_writable(out, is_dir=not out_is_file)
-            if not out_is_file:
+            if marks:
                 mark_drawings(out)
     # folders to JSON Lines: one line per image, resumable after an interruption
     resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"

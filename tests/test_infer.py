@@ -174,6 +174,10 @@ def test_drawings_inside_the_source_are_not_taken_as_photos_later(tmp_path: Path
     none_left = _cli(random_checkpoint, str(photos), "-r", "--json", str(tmp_path / "n.jsonl"))
     assert none_left.returncode == 1 and "besides greitpose's own drawings" in none_left.stderr
     assert len(none_left.stderr.strip().splitlines()) == 1
+    # drawings put among photos of the user's own: that folder is not marked (its photos stay in scans)
+    _write_images(tmp_path / "album", 1)
+    mixed = _cli(random_checkpoint, str(photos / "drawn"), "-r", "--out", str(tmp_path / "album"), "--no-flip")
+    assert mixed.returncode == 0 and not (tmp_path / "album" / DRAWINGS_MARK).exists()
 
 
 def test_folder_with_a_corrupt_image(tmp_path: Path, random_checkpoint: Path) -> None:
