@@ -129,7 +129,7 @@ def infer(
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator, check_settings
-    from greitpose.infer import check_outputs, check_show, run
+    from greitpose.infer import check_outputs, check_show, is_lines, run
     from greitpose.models import parse_input_size
     from greitpose.sources import VideoSource, open_source
 
@@ -150,7 +150,7 @@ def infer(
     check_settings(detector, det_conf, det_iou, max_people, track or smooth, chosen["det_every"], chosen["det_size"],
                    decode)
     check_outputs(src, out, json_out)
-    if coco_dataset is not None and (src.is_video or json_out is None or json_out.suffix.lower() != ".jsonl"):
+    if coco_dataset is not None and (src.is_video or not is_lines(json_out)):
         raise GreitposeError("--coco-dataset labels images: give an image source and --json RESULTS.jsonl "
                              "(the per-image results it is made from)")
     if coco_dataset is not None:
@@ -185,10 +185,10 @@ def _infer_on_ray(src: Source, settings: dict[str, Any], out: Path | None, json_
     actor loads the same file."""
     from greitpose.backends import load_backend
     from greitpose.estimator import pose_weights
-    from greitpose.infer import note_left_out, warner
+    from greitpose.infer import is_lines, note_left_out, warner
     from greitpose.ray_job import run_on_ray
 
-    if src.is_video or out is not None or show or json_out is None or json_out.suffix.lower() != ".jsonl":
+    if src.is_video or out is not None or show or not is_lines(json_out):
         raise GreitposeError("--ray runs folders of images into --json RESULTS.jsonl (no --out, --show or video)")
     note_left_out(src, console)
     path, expect = pose_weights(settings["model"], settings["weights"], settings["input_size"], settings["backend"])

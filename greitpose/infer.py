@@ -46,6 +46,11 @@ from greitpose.writers import (
 LINES_SUFFIXES = (".jsonl", ".ndjson")
 
 
+def is_lines(path: Path | None) -> bool:
+    """Results to be written as JSON Lines (per image: resumable; per frame: streamed)."""
+    return path is not None and path.suffix.lower() in LINES_SUFFIXES
+
+
 @dataclass
 class Summary:
     frames: int = 0
@@ -141,6 +146,8 @@ def check_outputs(src: Source, out: Path | None, json_path: Path | None) -> None
     """Refuse output paths that do not fit the source, before anything is computed."""
     if json_path is not None and json_path.is_dir():
         raise GreitposeError(f"cannot write to {json_path}: it is a folder")
+    if json_path is not None and not is_lines(json_path) and json_path.suffix.lower() != ".json":
+        raise GreitposeError(f"--json {json_path}: give a .json name (one JSON document) or .jsonl (JSON Lines)")
     check_inputs_kept(src, out, json_path)
     if out is None:
         return
@@ -192,7 +199,7 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
             if marks:
                 mark_drawings(out)
     # folders to JSON Lines: one line per image, resumable after an interruption
-    resumable = json_path is not None and not src.is_video and json_path.suffix.lower() == ".jsonl"
+    resumable = is_lines(json_path) and not src.is_video
     try:
         if resumable:
             json_out = ResumableLines(json_path, file_sizes(src.paths, src.relative))
@@ -200,8 +207,7 @@ def run(source: str | Sequence[str] | Source, estimator: PoseEstimator, out: Pat
             if json_out.resumed:
                 console.print(json_out.resume_note(len(src.paths)), highlight=False)
         elif json_path is not None:
-            lines = src.is_video and json_path.suffix.lower() in LINES_SUFFIXES
-            json_out = JsonLines(json_path) if lines else JsonArray(json_path)
+            json_out = JsonLines(json_path) if is_lines(json_path) else JsonArray(json_path)
         total = len(src) or None
         if max_frames:
             total = min(total or max_frames, max_frames)

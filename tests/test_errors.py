@@ -53,6 +53,7 @@ def _assert_clean_failure(result: subprocess.CompletedProcess, needle: str, out_
     (["--decode", "argmax"], "unknown decoder 'argmax' (quarter or dark)"),
     (["--input-size", "100x75"], "input size 100x75 must be positive multiples of 32"),
     (["--half", "--device", "cpu"], "--half (fp16) runs on CUDA only"),
+    (["--json", "poses.csv"], "give a .json name (one JSON document) or .jsonl (JSON Lines)"),
 ])
 def test_bad_option_values_fail_before_anything_loads(tmp_path: Path, args: list[str], needle: str) -> None:
     img = _image(tmp_path)
