@@ -129,7 +129,8 @@ def infer(
     """Detect people and estimate their poses in images, folders, videos or a webcam."""
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator, check_settings
-    from greitpose.infer import check_outputs, check_show, is_lines, run
+    from greitpose.infer import check_show, run
+    from greitpose.outputs import check_outputs, is_lines
     from greitpose.models import parse_input_size
     from greitpose.sources import VideoSource, open_source
 
@@ -185,7 +186,8 @@ def _infer_on_ray(src: Source, settings: dict[str, Any], out: Path | None, json_
     actor loads the same file."""
     from greitpose.backends import load_backend
     from greitpose.estimator import pose_weights
-    from greitpose.infer import is_lines, note_left_out, warner
+    from greitpose.infer import warner
+    from greitpose.outputs import is_lines, note_left_out
     from greitpose.ray_job import run_on_ray
 
     if src.is_video or out is not None or show or not is_lines(json_out):
