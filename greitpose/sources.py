@@ -109,6 +109,9 @@ class VideoSource:
         ok, first = self.capture.read() if self.capture.isOpened() else (False, None)
         if not ok or first is None:
             self.capture.release()
+            if isinstance(target, int):
+                raise GreitposeError(f"cannot open {label}: no camera at index {target} here, or it is in use "
+                                     "(video devices: /dev/video* on Linux)")
             raise GreitposeError(f"cannot read video {label} (missing, empty, corrupt or unsupported)")
         self.first = first
         fps = self.capture.get(cv2.CAP_PROP_FPS)

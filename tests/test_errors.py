@@ -93,7 +93,8 @@ def test_third_party_log_lines_stay_off_the_terminal(tmp_path: Path, source: str
     else:
         path = "7"  # a webcam that does not exist: OpenCV's capture backends complain
     result = run_cli("infer", path, "--json", str(tmp_path / "out" / "r.jsonl"), "--detector", "none")
-    _assert_clean_failure(result, "cannot read video", tmp_path / "out")
+    _assert_clean_failure(result, "cannot read video" if source == "corrupt" else
+                          "cannot open webcam 7: no camera at index 7 here, or it is in use", tmp_path / "out")
     loud = run_cli("--verbose", "infer", path, "--json", str(tmp_path / "out" / "r.jsonl"), "--detector", "none")
     assert len(loud.stderr.strip().splitlines()) > 1  # --verbose keeps them
 
