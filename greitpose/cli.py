@@ -58,11 +58,17 @@ def info(
     GMACs of every registered model; with MODEL, that model's only."""
     from greitpose.models import get_config, model_names, parse_input_size
     from greitpose.models.complexity import measure
+    from greitpose.progress import progress_bar
     from greitpose.setup_report import as_dict, report
 
     size = parse_input_size(input_size)
     names = [model] if model else model_names()
-    rows = [measure(get_config(n, keypoints, size)).to_dict() for n in names]
+    rows = []
+    with progress_bar(console, enabled=len(names) > 1) as progress:  # about a second a model
+        task = progress.add_task("counting parameters and MACs", total=len(names), info="")
+        for name in names:
+            rows.append(measure(get_config(name, keypoints, size)).to_dict())
+            progress.advance(task)
     items = [] if model else report()
     if as_json:
         out.print_json(json.dumps(rows[0] if model else {"installation": as_dict(items), "models": rows}))
