@@ -74,7 +74,9 @@ def weights_items() -> list[Item]:
         detector = Item(detector.name, f"{DEFAULT_DETECTOR}: not here; fetched into {user_dir()}/ on first "
                                        "use when there is a network (or put it there)", False)
     items.append(detector)
-    items.append(Item("weights folders", " -> ".join(map(str, search_dirs()))))
+    folders = [str(d) if d.is_dir() else f"{d} (made when needed)" for d in search_dirs()
+               if d.is_dir() or d == user_dir()]
+    items.append(Item("weights folders", " -> ".join(folders)))
     items.append(Item("export cache", str(cache_dir())))
     items.append(Item("offline", "yes: nothing is fetched" if offline() else "no"))
     return items
