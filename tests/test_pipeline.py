@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from greitpose import checkpoint
+from greitpose.sources import DRAWINGS_MARK
 
 from conftest import REPO, SHIPPED, SHIPPED_FAST, run_cli, shared_model, shared_path
 
@@ -79,7 +80,8 @@ def test_infer_folder_finds_the_annotated_people(tmp_path: Path) -> None:
     result = run_cli("infer", str(root), "--detector", str(detector), "--out", str(tmp_path / "drawn"),
                      "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == sorted(p.name for p in root.glob("*.jpg"))
+    drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
+    assert drawn == sorted([DRAWINGS_MARK, *(p.name for p in root.glob("*.jpg"))])
     found = json.loads((tmp_path / "r.json").read_text())
     truth = json.loads((root / "test_coco.json").read_text())["annotations"]
     matched = 0
