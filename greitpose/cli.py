@@ -136,8 +136,8 @@ def infer(
     from greitpose.draw import DrawStyle
     from greitpose.estimator import PoseEstimator, check_settings
     from greitpose.infer import check_show, run
-    from greitpose.outputs import check_outputs, is_lines
     from greitpose.models import parse_input_size
+    from greitpose.outputs import check_outputs, is_lines
     from greitpose.sources import VideoSource, open_source
 
     if out is None and json_out is None and not show:

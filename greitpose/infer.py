@@ -18,10 +18,6 @@ from greitpose.batch import ResumableLines, coco_entries, file_sizes, image_reco
 from greitpose.draw import DrawStyle, draw_poses
 from greitpose.errors import GreitposeError
 from greitpose.estimator import PoseEstimator
-from greitpose.overlap import WriteBehind
-from greitpose.parallel import stream_parallel
-from greitpose.progress import progress_bar
-from greitpose.results import Poses
 from greitpose.outputs import (
     check_outputs,
     holds_only_drawings,
@@ -30,6 +26,10 @@ from greitpose.outputs import (
     note_left_out,
     out_is_image_file,
 )
+from greitpose.overlap import WriteBehind
+from greitpose.parallel import stream_parallel
+from greitpose.progress import progress_bar
+from greitpose.results import Poses
 from greitpose.sources import (
     Frame,
     ImageSource,
