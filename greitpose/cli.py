@@ -325,15 +325,17 @@ def pack(
                   f"{counts['bytes'] / 2**20:.1f} MiB of images -> {out / PACK_FILE}", highlight=False)
 
 
-def _stats_table(title: str, columns: dict[str, dict[str, float]], digits: int = 3) -> Table:
-    """One row per metric, one column per model scored."""
+def _stats_table(title: str, columns: dict[str, dict[str, float | None]], digits: int = 3,
+                 rows: str = "metric") -> Table:
+    """One row per metric, one column per model scored ("-" where a model has no value)."""
     table = Table(title=title, min_width=len(title) + 4)
-    table.add_column("metric")
+    table.add_column(rows)
     for name in columns:
         table.add_column(name, justify="right")
     first = next(iter(columns.values()))
     for metric in first:
-        table.add_row(metric, *(f"{c[metric]:.{digits}f}" for c in columns.values()))
+        table.add_row(metric, *("-" if c.get(metric) is None else f"{c[metric]:.{digits}f}"
+                                for c in columns.values()))
     return table
 
 
@@ -362,82 +364,23 @@ def evaluate(
     save_predictions: Annotated[Optional[Path], typer.Option(help="Write the predictions (COCO results / MPII json).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help=f"Never fetch COCO or a detector (also ${OFFLINE_VAR}=1).")] = False,
     peer: Annotated[Optional[Path], typer.Option(help="Also score this one-stage YOLO pose model (whole images, its own boxes, at --det-size) on the same images, side by side.")] = None,
+    per_keypoint: Annotated[bool, typer.Option("--per-keypoint", help="COCO: also print each keypoint's mean OKS term over the people matched (1 = exact; always in --json).")] = False,
 ) -> None:
     """COCO keypoint AP/AR (pycocotools) or MPII PCKh of a pose model."""
-    from greitpose.backends import load_backend
-    from greitpose.datasets import parse_flip_pairs
-    from greitpose.estimator import pose_weights
-    from greitpose.evaluation.runner import (
-        CocoOptions,
-        evaluate_coco,
-        evaluate_mpii,
-        evaluate_peer_coco,
-        evaluate_peer_mpii,
-        find_eval_files,
-    )
-    from greitpose.models import parse_input_size
-    from greitpose.pose import check_decoder
-    from greitpose.writers import ensure_writable, refuse_overwrite
+    from greitpose.evaluation.job import EvalJob, run_eval
 
-    if dataset not in ("coco", "mpii"):
-        raise GreitposeError(f"unknown dataset '{dataset}' (coco or mpii)")
-    limits.check(limit=limit, threshold=threshold, det_size=det_size)
-    check_decoder(decode)
     set_offline(offline)
-    if sum([gt_boxes, boxes is not None, detector is not None]) > 1:
-        raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
-    if dataset == "mpii" and (boxes is not None or detector is not None):
-        raise GreitposeError("--boxes and --detector are for COCO sets; MPII crops come from each "
-                             "person's annotated center and scale")
-    for given in (boxes, ann):
-        if given is not None and not given.is_file():
-            raise GreitposeError(f"{given} does not exist")
-    if peer is not None:
-        from greitpose.peer import check_peer_file
-
-        check_peer_file(peer)
-    if json_path is not None:
-        ensure_writable(json_path)
-    size = parse_input_size(input_size)
-    if data_root is None and ann is None:  # found (or fetched) before any model loads
-        from greitpose.downloads import locate_dataset
-
-        data_root = locate_dataset(dataset)
-    ann, images = find_eval_files(dataset, data_root, ann, images)
-    for option, written in (("--json", json_path), ("--save-predictions", save_predictions)):
-        if written is not None:
-            refuse_overwrite(written, [ann, *([boxes] if boxes else [])], "a file", option)
-    path, expect = pose_weights(model, weights, size, backend)
-    pose = load_backend(path, backend, device, expect_model=expect)
-    if dataset == "mpii":
-        result = evaluate_mpii(pose, data_root, ann, images, flip, limit, threshold, save_predictions, console,
-                               decode)
-        columns = {path.name: result.metrics}
-        if peer is not None:
-            theirs = evaluate_peer_mpii(peer, data_root, ann, images, limit, threshold, det_size, console)
-            columns[f"{peer.name} (own boxes)"] = theirs.metrics
-            result.extra["peer"] = {"model": str(peer), "det_size": det_size, **theirs.to_dict()}
-        shared = "" if "head_top" in result.extra["joints"] else "; COCO keypoints: no Head, Mean of 12 joints"
-        out.print(_stats_table(f"MPII PCKh@{threshold} ({result.count} people{shared})", columns, 2))
-    else:
-        from greitpose.detect import load_detector
-
-        options = CocoOptions(
-            data_root, images, ann, boxes,
-            load_detector(detector, device=device, backend=backend, size=det_size) if detector else None,
-            flip_pairs=parse_flip_pairs(flip_pairs) if flip_pairs else None,
-            sigmas=tuple(float(s) for s in sigmas.split(",")) if sigmas else None, limit=limit)
-        result = evaluate_coco(pose, options, flip, save_predictions, console, decode)
-        columns = {path.name: result.metrics}
-        if peer is not None:
-            theirs = evaluate_peer_coco(peer, options, det_size, console)
-            columns[f"{peer.name} (own boxes)"] = theirs.metrics
-            result.extra["peer"] = {"model": str(peer), "det_size": det_size, **theirs.to_dict()}
-        out.print(_stats_table(f"COCO keypoints, {result.extra['boxes']} ({result.count} images)", columns))
-    if json_path is not None:
-        from greitpose.writers import write_json
-
-        write_json(json_path, result.to_dict())
+    report = run_eval(EvalJob(
+        dataset=dataset, data_root=data_root, images=images, ann=ann, gt_boxes=gt_boxes, boxes=boxes,
+        detector=detector, det_size=det_size, model=model, weights=weights, input_size=input_size,
+        backend=backend, device=device, flip=flip, decode=decode, limit=limit, flip_pairs=flip_pairs,
+        sigmas=sigmas, threshold=threshold, json_path=json_path, save_predictions=save_predictions,
+        peer=peer), console)
+    out.print(_stats_table(report.title, report.columns, report.digits))
+    if per_keypoint and report.per_keypoint:
+        people = " / ".join(str(n) for n in report.matched.values())
+        out.print(_stats_table(f"each keypoint's mean OKS term over the people matched ({people})",
+                               report.per_keypoint, rows="keypoint"))
 
 
 @app.command()

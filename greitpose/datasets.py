@@ -51,6 +51,17 @@ def parse_flip_pairs(text: str) -> tuple[tuple[int, int], ...]:
         raise GreitposeError(f"flip pairs '{text}' are not 'a,b;c,d' index pairs") from None
 
 
+def parse_sigmas(text: str) -> tuple[float, ...]:
+    """'0.026,0.025,...' -> OKS sigmas, each a positive number."""
+    try:
+        sigmas = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        sigmas = ()
+    if not sigmas or not all(0 < s < float("inf") for s in sigmas):
+        raise GreitposeError(f"sigmas '{text}' are not comma-separated positive numbers")
+    return sigmas
+
+
 @dataclass
 class CocoImage:
     id: int

@@ -40,8 +40,28 @@ def _gt_predictions(ds, shift: float = 0.0) -> list[dict]:
 
 def test_ground_truth_keypoints_score_ap_one() -> None:
     ds = _coco_tiny()
-    metrics = coco.coco_eval(ds, _gt_predictions(ds), sorted(ds.images), coco.sigmas_for(ds))
-    assert metrics["AP"] == pytest.approx(1.0) and metrics["AR"] == pytest.approx(1.0)
+    scores = coco.coco_eval(ds, _gt_predictions(ds), sorted(ds.images), coco.sigmas_for(ds))
+    assert scores.metrics["AP"] == pytest.approx(1.0) and scores.metrics["AR"] == pytest.approx(1.0)
+    # every person with keypoints is matched, every keypoint exact
+    assert scores.per_keypoint["matched"] == 12
+    assert all(v == pytest.approx(1.0) for v in scores.per_keypoint["similarity"].values())
+
+
+def test_per_keypoint_scores_name_the_keypoint_that_is_off() -> None:
+    """Right wrists moved 8 px: only that row drops, by the OKS formula averaged over the
+    people who have one; people whose right wrist is unlabelled do not count."""
+    ds = _coco_tiny()
+    preds = _gt_predictions(ds)
+    wrist = COCO.names.index("right_wrist")
+    for p in preds:
+        p["keypoints"][3 * wrist] += 8.0
+    scores = coco.coco_eval(ds, preds, sorted(ds.images), coco.sigmas_for(ds))
+    similarity = scores.per_keypoint["similarity"]
+    people = [a for a in ds.annotations if a.get("num_keypoints", 0) and a["keypoints"][3 * wrist + 2] > 0]
+    sigma = coco.sigmas_for(ds)[wrist]
+    expected = np.mean([np.exp(-64 / (2 * a["area"] * (2 * sigma) ** 2)) for a in people])
+    assert similarity["right_wrist"] == pytest.approx(expected, rel=1e-6) and expected < 0.99
+    assert all(v == pytest.approx(1.0) for name, v in similarity.items() if name != "right_wrist")
 
 
 def _direct_pycocotools(ann: Path, preds: list[dict]) -> list[float]:
@@ -61,7 +81,7 @@ def _direct_pycocotools(ann: Path, preds: list[dict]) -> list[float]:
 def test_shifted_keypoints_lower_ap_as_pycocotools_says(shift: float) -> None:
     ds = _coco_tiny()
     preds = _gt_predictions(ds, shift)
-    ours = coco.coco_eval(ds, preds, sorted(ds.images), coco.sigmas_for(ds))
+    ours = coco.coco_eval(ds, preds, sorted(ds.images), coco.sigmas_for(ds)).metrics
     direct = _direct_pycocotools(ds.ann_file, preds)
     assert list(ours.values()) == pytest.approx(direct, abs=1e-9)
     assert ours["AP"] < 1.0
@@ -117,7 +137,7 @@ def test_custom_dataset_with_own_keypoints(tmp_path: Path) -> None:
     (tmp_path / "ann.json").write_text(json.dumps(data))
     ds = load_coco(tmp_path / "ann.json", tmp_path, sigmas=(0.05,) * 5)
     assert ds.keypoints.flip_pairs == ((1, 2), (3, 4))
-    metrics = coco.coco_eval(ds, _gt_predictions(ds), [1], coco.sigmas_for(ds))
+    metrics = coco.coco_eval(ds, _gt_predictions(ds), [1], coco.sigmas_for(ds)).metrics
     assert metrics["AP"] == pytest.approx(1.0)
 
 
@@ -240,11 +260,16 @@ def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint
     peer = shared_model("yolo11n-pose.pt")
     root = shared_path("coco-tiny")
     result = run_cli("eval", "--dataset", "coco", "--data-root", str(root), "--weights", str(random_checkpoint),
-                     "--device", "cpu", "--peer", str(peer), "--json", str(tmp_path / "m.json"))
+                     "--device", "cpu", "--peer", str(peer), "--json", str(tmp_path / "m.json"),
+                     "--per-keypoint")
     assert result.returncode == 0, result.stderr
     assert "yolo11n-pose.pt (own boxes)" in result.stdout
+    assert "right_ankle" in result.stdout  # the per-keypoint table
     report = json.loads((tmp_path / "m.json").read_text())
     assert report["peer"]["count"] == report["count"] == 4
+    # the peer reads shoulders well on these people (mean OKS term 0.93-0.94 when measured)
+    assert report["peer"]["per_keypoint"]["similarity"]["left_shoulder"] > 0.8
+    assert report["peer"]["per_keypoint"]["matched"] >= 10
     # the peer's published figure on these 14 persons is AP 0.70 (../shared/models/README.md);
     # the random network scores next to nothing on the same images
     assert report["peer"]["metrics"]["AP"] > 0.6 > report["metrics"]["AP"]
@@ -253,6 +278,8 @@ def test_cli_peer_is_scored_on_the_same_images(tmp_path: Path, random_checkpoint
 @pytest.mark.parametrize("args, message", [
     (["--peer", "no-such-peer.pt"], "peer model no-such-peer.pt does not exist"),
     (["--dataset", "mpii", "--detector", "yolo11n.pt"], "--boxes and --detector are for COCO sets"),
+    (["--sigmas", "0.1,wide"], "sigmas '0.1,wide' are not comma-separated positive numbers"),
+    (["--sigmas", "0.1,-0.2"], "sigmas '0.1,-0.2' are not comma-separated positive numbers"),
 ])
 def test_cli_bad_peer_or_box_option_is_one_line(args: list[str], message: str, random_checkpoint: Path) -> None:
     root = shared_path("coco-tiny")

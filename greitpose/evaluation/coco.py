@@ -13,6 +13,7 @@ import numpy as np
 from greitpose import codec
 from greitpose.datasets import CocoKeypoints
 from greitpose.evaluation.oks import oks_nms
+from greitpose.evaluation.per_keypoint import keypoint_similarity
 from greitpose.pose import TopDown
 from greitpose.results import Detections
 from greitpose.sources import must_read_image
@@ -26,14 +27,24 @@ def sigmas_for(dataset: CocoKeypoints) -> np.ndarray:
     return np.asarray(k.sigmas if k.sigmas else [DEFAULT_SIGMA] * k.num_keypoints, np.float64)
 
 
+@dataclass
+class CocoScores:
+    """COCOeval's ten keypoint statistics, and each keypoint's mean OKS term over matched people."""
+
+    metrics: dict[str, float]
+    per_keypoint: dict[str, Any]
+
+
 def coco_eval(dataset: CocoKeypoints, predictions: list[dict[str, Any]], image_ids: list[int],
-              sigmas: np.ndarray) -> dict[str, float]:
+              sigmas: np.ndarray) -> CocoScores:
     """Score COCO-results predictions with pycocotools' COCOeval (keypoints, the given sigmas)."""
     from pycocotools.coco import COCO as CocoApi
     from pycocotools.cocoeval import COCOeval
 
+    names = dataset.keypoints.names
     if not predictions:
-        return {name: 0.0 for name in STAT_NAMES}
+        return CocoScores({name: 0.0 for name in STAT_NAMES},
+                          {"matched": 0, "similarity": {name: None for name in names}})
     with contextlib.redirect_stdout(io.StringIO()):
         gt = CocoApi()
         gt.dataset = {k: v for k, v in dataset.raw.items()}
@@ -50,7 +61,8 @@ def coco_eval(dataset: CocoKeypoints, predictions: list[dict[str, Any]], image_i
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
+    return CocoScores({name: float(v) for name, v in zip(STAT_NAMES, ev.stats)},
+                      keypoint_similarity(ev, np.asarray(sigmas, np.float64), names))
 
 
 def load_image(dataset: CocoKeypoints, image_id: int) -> np.ndarray:

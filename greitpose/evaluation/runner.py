@@ -102,16 +102,16 @@ def evaluate_coco(backend: Backend, options: CocoOptions, flip: bool = True,
                 predictions.append(entry)
                 if writer:
                     writer.add(entry)
-        metrics = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
+        scores = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
         if writer:
             writer.commit()
             writer = None
     finally:
         if writer:
             writer.discard()
-    return EvalResult("coco", metrics, len(image_ids),
+    return EvalResult("coco", scores.metrics, len(image_ids),
                       {"boxes": box_label, "annotations": str(ann), "predictions": len(predictions),
-                       "flip": flip, "decode": decode})
+                       "flip": flip, "decode": decode, "per_keypoint": scores.per_keypoint})
 
 
 def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
@@ -128,9 +128,10 @@ def evaluate_peer_coco(peer: Path, options: CocoOptions, size: int = 640,
         for image_id in image_ids:
             predictions += predict(coco.load_image(dataset, image_id)).coco_results(image_id, dataset.category_id)
             advance(1)
-    metrics = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
-    return EvalResult("coco", metrics, len(image_ids),
-                      {"boxes": f"{peer.name}'s own", "annotations": str(ann), "predictions": len(predictions)})
+    scores = coco.coco_eval(dataset, predictions, image_ids, coco.sigmas_for(dataset))
+    return EvalResult("coco", scores.metrics, len(image_ids),
+                      {"boxes": f"{peer.name}'s own", "annotations": str(ann), "predictions": len(predictions),
+                       "per_keypoint": scores.per_keypoint})
 
 
 def find_mpii_files(data_root: Path | None, ann: Path | None, images: Path | None) -> tuple[Path, Path]:
