@@ -672,6 +672,19 @@ def _first_signal_ends(src: VideoSource) -> None:
         signal.signal(signum, first)
 
 
+def _one_line_summaries() -> None:
+    """The command list shows each command's first docstring paragraph, and rich help keeps its
+    line breaks there (mid-sentence); give it as one line instead."""
+    import inspect
+
+    for command in app.registered_commands:
+        doc = inspect.getdoc(command.callback) or ""
+        command.short_help = command.short_help or " ".join(doc.split("\n\n")[0].split())
+
+
+_one_line_summaries()
+
+
 def quiet_third_party() -> None:
     """Keep OpenCV's and FFmpeg's own log lines off the terminal (before cv2 is imported);
     `--verbose` or GREITPOSE_VERBOSE=1 keeps them."""

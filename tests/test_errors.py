@@ -391,3 +391,12 @@ def test_bad_average_options_are_one_line(tmp_path: Path, random_checkpoint: Pat
     result = run_cli("average", str(random_checkpoint), str(random_checkpoint), "--out", str(out / "avg.pt"),
                      *[str(tmp_path / a) if a.endswith(".yaml") else a for a in args])
     _assert_clean_failure(result, needle, out)
+
+
+def test_command_list_gives_each_summary_as_running_text() -> None:
+    """`greitpose --help` lists each command with its docstring's first paragraph; the
+    docstring's own line breaks must not cut a sentence in the list."""
+    result = run_cli("--help", env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    assert "then the parameters and GMACs of every registered model" in result.stdout
+    assert "with a trained pose model's confident readings" in result.stdout
