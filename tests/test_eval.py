@@ -296,3 +296,18 @@ def test_peer_finds_nobody_in_an_empty_image() -> None:
     poses = run(np.full((240, 320, 3), 127, np.uint8))
     assert count == 17 and len(poses) == 0
     assert poses.keypoints.shape == (0, 17, 2) and poses.keypoint_scores.shape == (0, 17)
+
+
+def test_the_eval_job_is_one_library_call(tmp_path: Path, random_checkpoint: Path) -> None:
+    """What `greitpose eval` prints and writes, from Python: the metric and per-keypoint tables
+    and the --json file; a bad option fails before any model loads."""
+    from greitpose.evaluation.job import EvalJob, run_eval
+
+    with pytest.raises(GreitposeError, match="unknown dataset 'coc'"):
+        run_eval(EvalJob(dataset="coc", weights="no-such-weights.pt"))
+    written = tmp_path / "m.json"
+    report = run_eval(EvalJob(data_root=shared_path("coco-tiny"), weights=str(random_checkpoint),
+                              device="cpu", limit=1, json_path=written))
+    assert list(report.columns) == [random_checkpoint.name] and "AP" in report.columns[random_checkpoint.name]
+    assert list(report.per_keypoint[random_checkpoint.name]) == list(COCO.names)
+    assert json.loads(written.read_text())["metrics"] == report.result.metrics

@@ -1,4 +1,5 @@
-"""The `eval` job: load a dataset, predict with a backend, score by the dataset's protocol."""
+"""Scoring a loaded backend on a COCO or MPII set by its protocol, and a one-stage peer on the same
+images (`evaluation.job` composes these into the `eval` command)."""
 
 from __future__ import annotations
 
