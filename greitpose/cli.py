@@ -595,6 +595,7 @@ def train(
     truncate: Annotated[Optional[float], _opt("Probability of the person cut off by the photo's edge (the box shrunk to the part in view, the joints past the edge unlabelled, as COCO's people at the frame), 0 to 1 (default 0).")] = None,
     free_sides: Annotated[Optional[str], _opt("Annotation sources whose left/right limb labels are not trusted, 'a,b': the loss takes the label's best side assignment for them (COCO keypoints; docs/training.md).")] = None,
     hard_keypoints: Annotated[Optional[int], _opt("Online hard keypoint mining: each sample's loss over its N keypoints of largest loss only, e.g. 8 of COCO's 17 (default 0: all).")] = None,
+    joint_weights: Annotated[Optional[str], _opt("Loss weight per keypoint, 'name=w,...' (others 1); a name without its side stands for both, e.g. 'nose=2,eye=2' (COCO's OKS forgives face points least).")] = None,
     amp: Annotated[Optional[str], _opt("auto, bf16, fp16 or off (CUDA only).")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")] = None,
     clip_grad: Annotated[Optional[float], _opt("Max gradient norm (0: off).")] = None,

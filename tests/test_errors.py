@@ -356,6 +356,7 @@ def test_offline_detector_and_foreign_models_are_refused(tmp_path: Path) -> None
     (["--truncate", "-0.1"], "--truncate must be 0 to 1"),
     (["--hard-keypoints", "-1"], "--hard-keypoints must be >= 0"),
     (["--source-weights", "lspet"], "is not NAME=WEIGHT"),
+    (["--joint-weights", "nose=-2"], "joint weight 'nose=-2' is not NAME=WEIGHT"),
 ])
 def test_bad_training_settings_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
     ann = tmp_path / "ann.json"

@@ -1,5 +1,5 @@
 """The heatmap loss: unlabelled keypoints (weight 0) teach nothing, labelled ones are scored;
-with --hard-keypoints only each sample's hardest ones."""
+with --hard-keypoints only each sample's hardest ones; --joint-weights scale single keypoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from greitpose.errors import GreitposeError
 from greitpose.train.config import resolve
 from greitpose.train.loop import Trainer
 from greitpose.train.losses import per_sample_mse, weighted_mse
@@ -72,3 +73,39 @@ def test_training_scores_the_hard_keypoints_it_is_told(tmp_path: Path, monkeypat
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "--hard-keypoints 18 is more than the 17 keypoints of 'coco'" in result.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_joint_weights_scale_the_named_keypoints_loss() -> None:
+    """'nose=4,eye=2.25': the nose's error costs 4x, both eyes' 2.25x, the rest as before."""
+    from greitpose.keypoints import COCO
+    from greitpose.train.joint_weights import joint_loss_scale
+
+    scale = joint_loss_scale("nose=4,eye=2.25", COCO)
+    assert scale is not None and joint_loss_scale("", COCO) is None
+    target = torch.zeros(1, 17, 8, 6)
+    pred = target + 1.0  # every keypoint off by 1: 0.5 each
+    weight = torch.ones(1, 17)
+    per_keypoint = [per_sample_mse(pred[:, [k]], target[:, [k]], (weight * scale)[:, [k]]).item() for k in range(17)]
+    names = COCO.names
+    assert per_keypoint[names.index("nose")] == pytest.approx(2.0)
+    assert per_keypoint[names.index("left_eye")] == per_keypoint[names.index("right_eye")] == pytest.approx(1.125)
+    assert per_keypoint[names.index("left_ear")] == pytest.approx(0.5)
+    with pytest.raises(GreitposeError, match="joint weight 'elbw': 'coco' has no such keypoint"):
+        joint_loss_scale("elbw=2", COCO)
+
+
+def test_training_applies_the_joint_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = make_dataset(tmp_path / "data", n=4)
+    seen: list[torch.Tensor] = []
+
+    def recording(pred, target, weight, hard):  # noqa: ANN001, ANN202
+        seen.append(weight.clone())
+        return weighted_mse(pred, target, weight, hard)
+
+    monkeypatch.setattr("greitpose.train.loop.weighted_mse", recording)
+    Trainer(resolve(None, dict(train_ann=str(ann), device="cpu", input_size="128x96", batch_size=2, augment=False,
+                               max_steps=1, workers=0, joint_weights="wrist=9", out=str(tmp_path / "run")))).run()
+    labelled = seen[0] > 0
+    # the target weights of labelled wrists are 3 (the square root of 9), every other labelled one 1
+    assert torch.all(seen[0][labelled[:, 9]][:, 9] == 3.0) and torch.all(seen[0][labelled[:, 0]][:, 0] == 1.0)
+    assert labelled[:, 9].any() and labelled[:, 0].any()

@@ -53,6 +53,7 @@ class TrainConfig:
     truncate: float = 0.0  # probability of the person cut off by the photo's edge (train/truncation.py)
     free_sides: str = ""  # sources whose limbs' left/right labels are not trusted (train/side_free.py)
     hard_keypoints: int = 0  # loss over each sample's N hardest keypoints only (train/losses.py); 0: all
+    joint_weights: str = ""  # 'name=w,...': loss weight per keypoint (train/joint_weights.py); others 1
     # machinery
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off
     channels_last: bool = True  # faster on CPUs here (docs/benchmarks.md)
@@ -88,6 +89,7 @@ class TrainConfig:
             "ema", "workers", "procs", "val_every", "save_every_steps", "max_steps", "minutes", "log_every", "shift",
             "occlusion", "paste", "photometric", "truncate", "hard_keypoints")})
         parse_source_weights(self.source_weights)
+        parse_source_weights(self.joint_weights, "joint weight")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +104,7 @@ def auto_workers(procs: int) -> int:
     return max(1, min(8, cores // local))
 
 
-def parse_source_weights(text: str) -> dict[str, float]:
+def parse_source_weights(text: str, what: str = "source weight") -> dict[str, float]:
     """'lspet=1,har=3' -> {'lspet': 1.0, 'har': 3.0}; weights must be >= 0."""
     weights: dict[str, float] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
@@ -112,7 +114,7 @@ def parse_source_weights(text: str) -> dict[str, float]:
         except ValueError:
             weight = -1.0
         if not sep or not name or weight < 0:
-            raise GreitposeError(f"source weight '{item}' is not NAME=WEIGHT with a weight >= 0")
+            raise GreitposeError(f"{what} '{item}' is not NAME=WEIGHT with a weight >= 0")
         weights[name.strip()] = weight
     return weights
 

@@ -27,6 +27,7 @@ from greitpose.progress import progress_bar
 from greitpose.train import distributed
 from greitpose.train.config import TrainConfig, parse_source_weights, save_config
 from greitpose.train.data import Sample, configured_dataset, configured_samples
+from greitpose.train.joint_weights import joint_loss_scale
 from greitpose.train.losses import weighted_mse
 from greitpose.train.side_free import free_side_samples, side_free_mse
 from greitpose.train.time_budget import TimeBudget
@@ -152,6 +153,8 @@ class Trainer:
         self.sample_weights = sample_weights(samples, parse_source_weights(config.source_weights))
         self.free_sides, perms = free_side_samples(samples, keypoints, config.free_sides)
         self.side_perms = None if perms is None else perms.to(self.device)  # once, not every step
+        scale = joint_loss_scale(config.joint_weights, keypoints)
+        self.joint_scale = None if scale is None else scale.to(self.device)
         self.steps_per_epoch = steps_per_epoch(len(samples), self.world, config.batch_size)
         self.planned_steps = self.steps_per_epoch * config.epochs
         self.total_steps = self.planned_steps  # the schedule's end; --minutes may bring it forward
@@ -255,6 +258,8 @@ class Trainer:
         if self.cfg.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
         target, weight = target.to(self.device, non_blocking=True), weight.to(self.device, non_blocking=True)
+        if self.joint_scale is not None:
+            weight = weight * self.joint_scale
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             pred = self.net(crops)
