@@ -64,17 +64,12 @@ class EvalReport:
 
 def check(job: EvalJob) -> None:
     """Every option and path that can be wrong, before anything loads."""
-    from greitpose.datasets import parse_flip_pairs, parse_sigmas
     from greitpose.pose import check_decoder
 
     if job.dataset not in ("coco", "mpii"):
         raise GreitposeError(f"unknown dataset '{job.dataset}' (coco or mpii)")
     limits.check(limit=job.limit, threshold=job.threshold, det_size=job.det_size)
     check_decoder(job.decode)
-    if job.flip_pairs:
-        parse_flip_pairs(job.flip_pairs)
-    if job.sigmas:
-        parse_sigmas(job.sigmas)
     if sum([job.gt_boxes, job.boxes is not None, job.detector is not None]) > 1:
         raise GreitposeError("choose one of --gt-boxes, --boxes and --detector")
     if job.dataset == "mpii" and (job.boxes is not None or job.detector is not None):
@@ -92,12 +87,15 @@ def check(job: EvalJob) -> None:
 def run_eval(job: EvalJob, console: Console | None = None) -> EvalReport:
     """Score `job`'s model on its dataset; writes `json_path` and `save_predictions` when given."""
     from greitpose.backends import load_backend
+    from greitpose.datasets import parse_flip_pairs, parse_sigmas
     from greitpose.estimator import pose_weights
     from greitpose.models import parse_input_size
     from greitpose.writers import ensure_writable, refuse_overwrite, write_json
 
     console = console or Console(stderr=True)
     check(job)
+    flip_pairs = parse_flip_pairs(job.flip_pairs) if job.flip_pairs else None
+    sigmas = parse_sigmas(job.sigmas) if job.sigmas else None
     if job.json_path is not None:
         ensure_writable(job.json_path)
     size = parse_input_size(job.input_size)
@@ -115,7 +113,9 @@ def run_eval(job: EvalJob, console: Console | None = None) -> EvalReport:
     if job.dataset == "mpii":
         report = _mpii(job, pose, path.name, data_root, ann, images, console)
     else:
-        report = _coco(job, pose, path.name, data_root, ann, images, console)
+        options = CocoOptions(data_root, images, ann, job.boxes, flip_pairs=flip_pairs, sigmas=sigmas,
+                              limit=job.limit)
+        report = _coco(job, pose, path.name, options, console)
     if job.json_path is not None:
         write_json(job.json_path, report.result.to_dict())
     return report
@@ -140,17 +140,11 @@ def _mpii(job: EvalJob, pose: Any, name: str, data_root: Path | None, ann: Path,
     return EvalReport(result, f"MPII PCKh@{job.threshold} ({result.count} people{shared})", columns, 2)
 
 
-def _coco(job: EvalJob, pose: Any, name: str, data_root: Path | None, ann: Path, images: Path,
-          console: Console) -> EvalReport:
-    from greitpose.datasets import parse_flip_pairs, parse_sigmas
-    from greitpose.detect import load_detector
+def _coco(job: EvalJob, pose: Any, name: str, options: CocoOptions, console: Console) -> EvalReport:
+    if job.detector:
+        from greitpose.detect import load_detector
 
-    options = CocoOptions(
-        data_root, images, ann, job.boxes,
-        load_detector(job.detector, device=job.device, backend=job.backend, size=job.det_size)
-        if job.detector else None,
-        flip_pairs=parse_flip_pairs(job.flip_pairs) if job.flip_pairs else None,
-        sigmas=parse_sigmas(job.sigmas) if job.sigmas else None, limit=job.limit)
+        options.detector = load_detector(job.detector, device=job.device, backend=job.backend, size=job.det_size)
     result = evaluate_coco(pose, options, job.flip, job.save_predictions, console, job.decode)
     scored = {name: result}
     if job.peer is not None:
